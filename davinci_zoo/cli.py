@@ -1,0 +1,105 @@
+"""What the command-line tools share: config loading, strict overrides, one-line errors.
+
+User mistakes (a missing file, a typo in a key or a type name, a checkpoint that does not fit)
+end a tool with ``error: <one line>`` on stderr and exit status 2; bugs still show their
+traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from mmengine.config import Config, DictAction
+
+from .checkpoint import CheckpointError
+
+
+class UserError(Exception):
+    """A mistake in how a tool was called; printed as one line, without a traceback."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from .registry import ComponentLookupError
+
+    return UserError, CheckpointError, ComponentLookupError, FileNotFoundError
+
+
+def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None):
+    """Run a tool's ``main`` and turn user errors into a one-line message and exit status 2."""
+    try:
+        return main(argv)
+    except _user_error_types() as error:
+        message = ' '.join(str(error).split())
+        print(f'error: {message}', file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def load_config(path: str) -> Config:
+    """Read a config file, with a one-line error when it is missing or broken."""
+    if not os.path.isfile(path):
+        raise UserError(f'config file {path} does not exist')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as error:
+        raise UserError(
+            f'config {path} has a syntax error at line {error.lineno}: {error.msg}'
+        ) from None
+    except (KeyError, ImportError, NameError) as error:
+        raise UserError(f'config {path} cannot be read: {type(error).__name__}: {error}') from None
+
+
+def add_cfg_options_argument(parser) -> None:
+    """The OpenMMLab ``--cfg-options`` flag, with the zoo's rule for new keys."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config values, e.g. model.encoder.num_layers=2 '
+        'train_dataloader.batch_size=8. A key path must already exist in the config '
+        '(typos are errors); prefix a genuinely new key with "+", e.g. +model.new_key=1.',
+    )
+
+
+def apply_cfg_options(cfg: Config, options: dict) -> None:
+    """Merge ``--cfg-options`` into ``cfg``, refusing key paths the config does not have."""
+    merged = {}
+    for key, value in (options or {}).items():
+        if key.startswith('+'):
+            merged[key[1:]] = value
+            continue
+        _check_key_path(cfg, key)
+        merged[key] = value
+    if merged:
+        cfg.merge_from_dict(merged, allow_list_keys=True)
+
+
+def _check_key_path(cfg: Config, key: str) -> None:
+    node = cfg._cfg_dict
+    walked = []
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            where = '.'.join(walked) or 'the top level'
+            options = list(node) if isinstance(node, dict) else []
+            close = difflib.get_close_matches(part, options, n=3)
+            hint = f' (did you mean {" or ".join(repr(c) for c in close)}?)' if close else ''
+            raise UserError(
+                f'--cfg-options key {key!r}: {part!r} does not exist at {where}'
+                f'{hint}; to add a new key on purpose write +{key}=...'
+            )
+        walked.append(part)
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir: str | None) -> None:
+    """``--work-dir`` wins, then the config's ``work_dir``, then ``work_dirs/<config name>``."""
+    if work_dir:
+        cfg.work_dir = work_dir
+    elif not cfg.get('work_dir'):
+        cfg.work_dir = os.path.join('work_dirs', os.path.splitext(os.path.basename(config_path))[0])

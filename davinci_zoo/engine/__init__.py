@@ -1,0 +1,1 @@
+"""Training machinery around mmengine's Runner: runtime patches, hooks, resume helpers."""

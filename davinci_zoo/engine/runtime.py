@@ -1,0 +1,123 @@
+"""Make mmengine 0.10.7 safe and CPU-friendly on torch >= 2.6 (STACK.md 2a, 2b).
+
+:func:`setup_runtime` is idempotent and is called by ``tools/train.py`` and ``tools/test.py``
+(and by :func:`davinci_zoo.apis` entry points) before a Runner is built:
+
+- every mmengine checkpoint read of a local file goes through
+  :func:`davinci_zoo.checkpoint.load_checkpoint_file` (``weights_only=True`` + allowlist;
+  ``.safetensors`` too), never ``weights_only=False``;
+- every mmengine write of a local file (checkpoints, ``last_checkpoint``, dumped configs) is
+  atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio import io as mmengine_io
+from mmengine.runner import CheckpointLoader
+
+from ..checkpoint import CheckpointError, atomic_write, load_checkpoint_file
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, with writes that appear whole or not at all."""
+
+    def put(self, obj: bytes, filepath: str | Path) -> None:
+        atomic_write(filepath, lambda stream: stream.write(obj))
+
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
+        data = obj.encode(encoding)
+        atomic_write(filepath, lambda stream: stream.write(data))
+
+
+def _load_local(filename: str, map_location=None) -> dict:
+    return load_checkpoint_file(filename, map_location=map_location or 'cpu')
+
+
+_installed = False
+
+
+def setup_runtime() -> None:
+    """Install the safe loader and the atomic writer into mmengine (once per process)."""
+    global _installed
+    if _installed:
+        return
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_local, force=True)
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    mmengine_io.backend_instances.clear()
+    _installed = True
+
+
+def find_resumable_checkpoint(work_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint in ``work_dir`` that loads, or None.
+
+    mmengine trusts the ``last_checkpoint`` file blindly; a run killed while saving could
+    leave it naming a file that is not there. This checks the file it names, then falls back
+    to the ``iter_*.pth`` / ``epoch_*.pth`` files from newest to oldest.
+    """
+    work_dir = Path(work_dir)
+    candidates = []
+    pointer = work_dir / 'last_checkpoint'
+    if pointer.is_file():
+        candidates.append(Path(pointer.read_text().strip()))
+    numbered = [
+        path
+        for path in work_dir.glob('*.pth')
+        if path.stem.split('_')[0] in ('iter', 'epoch') and path.stem.split('_')[-1].isdigit()
+    ]
+    candidates += sorted(numbered, key=lambda path: path.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        if not candidate.is_file():
+            continue
+        try:
+            load_checkpoint_file(candidate)
+        except CheckpointError:
+            continue
+        return str(candidate)
+    return None
+
+
+def prepare_cpu_distributed(cfg) -> None:
+    """Let ``--launcher pytorch`` run on CPU processes with gloo (STACK.md 2b).
+
+    mmengine's own ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper passes
+    ``device_ids=[local_rank]``; both fail without a GPU. Initialising the gloo process group
+    here makes the Runner skip ``init_dist``, and ``device_ids=None`` lets DDP wrap a CPU model.
+    Does nothing when a GPU is present or the launcher is ``none``.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+
+
+def build_runner(cfg):
+    """Build the Runner a config asks for (``runner_type``, default mmengine's Runner)."""
+    from mmengine.runner import Runner
+
+    from ..registry import RUNNERS
+
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def check_checkpoint_fits(model, path: str) -> None:
+    """Raise CheckpointMismatchError unless ``path``'s weights fit ``model`` exactly."""
+    from mmengine.model import is_model_wrapper
+
+    from ..checkpoint import check_state_dict_matches, state_dict_of
+
+    model = model.module if is_model_wrapper(model) else model
+    checkpoint = load_checkpoint_file(path)
+    check_state_dict_matches(model, state_dict_of(checkpoint), source=f'checkpoint {path}')

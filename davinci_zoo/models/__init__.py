@@ -1,0 +1,1 @@
+"""Model parts: image tokenizers, backbones, the DaVinci encoder-decoder, objectives, heads."""

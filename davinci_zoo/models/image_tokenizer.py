@@ -1,0 +1,55 @@
+"""The interface every image tokenizer implements (VQGAN, dVAE, plugins).
+
+A tokenizer turns images into a grid of discrete codes and back. Everything downstream that
+depends on it (the visual vocabulary size, the code grid, the number of image positions in the
+decoder) is derived from :attr:`codebook_size` and :meth:`code_grid`, never hard-coded.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ImageTokenizer(nn.Module):
+    """Images in [0, 1] <-> integer codes.
+
+    Subclasses set :attr:`codebook_size` and :attr:`downsample_factor` and implement
+    :meth:`encode` and :meth:`decode`.
+
+    Example:
+        >>> tokenizer = IMAGE_TOKENIZERS.build(dict(type='VQGAN', ...))
+        >>> codes = tokenizer.encode(images)        # [B, 3, 64, 64] -> [B, 16, 16] (f4)
+        >>> images = tokenizer.decode(codes)        # [B, 16, 16] -> [B, 3, 64, 64]
+    """
+
+    codebook_size: int
+    downsample_factor: int
+
+    def code_grid(self, height: int, width: int) -> tuple[int, int]:
+        """The code grid (h, w) of an image of ``height`` x ``width`` pixels.
+
+        Raises:
+            ValueError: if a side is not a positive multiple of :attr:`downsample_factor`.
+        """
+        factor = self.downsample_factor
+        if height <= 0 or width <= 0 or height % factor or width % factor:
+            raise ValueError(
+                f'{type(self).__name__} takes images whose sides are positive multiples of '
+                f'{factor} pixels; got {height}x{width}'
+            )
+        return height // factor, width // factor
+
+    def check_images(self, images: torch.Tensor) -> None:
+        """Raise ValueError unless ``images`` is [B, 3, H, W] with a supported H and W."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f'expected images of shape [B, 3, H, W], got {tuple(images.shape)}')
+        self.code_grid(images.shape[2], images.shape[3])
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] floats in [0, 1] -> [B, H/f, W/f] int64 codes in [0, codebook_size)."""
+        raise NotImplementedError
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """[B, h, w] int64 codes -> [B, 3, h*f, w*f] floats in [0, 1]."""
+        raise NotImplementedError

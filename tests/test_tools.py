@@ -1,0 +1,98 @@
+"""The tools end user mistakes with one line and exit status 2, not a traceback."""
+
+import importlib.util
+
+import pytest
+import torch
+from conftest import FIXTURES, REPO, run_tool
+
+TOY_CONFIG = str(FIXTURES / 'configs' / 'toy_regression.py')
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_in_process(capsys, tool, *argv):
+    from davinci_zoo.cli import run_tool as run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(load_tool(tool).main, list(argv))
+    err = capsys.readouterr().err.strip()
+    return exit_info.value.code, err
+
+
+def test_missing_config(capsys, tmp_path):
+    code, err = run_in_process(capsys, 'train', str(tmp_path / 'nope.py'))
+    assert code == 2 and err == f'error: config file {tmp_path / "nope.py"} does not exist'
+
+
+def test_config_with_a_syntax_error(capsys, tmp_path):
+    broken = tmp_path / 'broken.py'
+    broken.write_text('model = dict(type="X"\n')
+    code, err = run_in_process(capsys, 'train', str(broken))
+    assert code == 2 and 'syntax error' in err and '\n' not in err
+
+
+def test_cfg_options_typo_is_refused_with_a_suggestion(capsys):
+    code, err = run_in_process(capsys, 'train', TOY_CONFIG, '--cfg-options', 'model.hidden_dim=8')
+    assert code == 2
+    assert "'hidden_dim' does not exist at model" in err and "did you mean 'hidden'" in err
+    assert '+model.hidden_dim' in err
+
+
+def test_amp_without_gpu(capsys):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has a GPU')
+    code, err = run_in_process(capsys, 'train', TOY_CONFIG, '--amp')
+    assert code == 2 and '--amp needs a CUDA GPU' in err
+
+
+def test_missing_resume_checkpoint(capsys, tmp_path):
+    code, err = run_in_process(capsys, 'train', TOY_CONFIG, '--resume', str(tmp_path / 'x.pth'))
+    assert code == 2 and 'x.pth does not exist' in err
+
+
+def test_missing_test_checkpoint(capsys, tmp_path):
+    code, err = run_in_process(capsys, 'test', TOY_CONFIG, str(tmp_path / 'x.pth'))
+    assert code == 2 and 'x.pth does not exist' in err
+
+
+def test_cfg_options_new_key_with_plus_and_list_index():
+    from davinci_zoo.cli import apply_cfg_options, load_config
+
+    cfg = load_config(TOY_CONFIG)
+    apply_cfg_options(
+        cfg, {'+model.extra': 3, 'custom_hooks.1.type': 'RNGStateHook', 'model.hidden': 8}
+    )
+    assert cfg.model.extra == 3 and cfg.model.hidden == 8
+    assert cfg.custom_hooks[1].type == 'RNGStateHook'
+
+
+@pytest.mark.slow(budget_s=240)
+def test_cli_errors_for_unknown_type_and_mismatched_checkpoint(tmp_path):
+    """Real child processes: one line on stderr, exit 2, no traceback."""
+    unknown = run_tool(
+        'tools/train.py',
+        TOY_CONFIG,
+        '--work-dir',
+        str(tmp_path / 'a'),
+        '--cfg-options',
+        'model.type=ToyRegresor',
+    )
+    assert unknown.returncode == 2, unknown.stderr
+    last = unknown.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and "did you mean 'ToyRegressor'" in last
+    assert 'Traceback' not in unknown.stderr
+
+    wrong = tmp_path / 'wrong.pth'
+    torch.save({'state_dict': {'net.0.weight': torch.zeros(4, 8)}}, wrong)
+    mismatch = run_tool('tools/test.py', TOY_CONFIG, str(wrong), '--work-dir', str(tmp_path / 'b'))
+    assert mismatch.returncode == 2, mismatch.stderr
+    last = mismatch.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: checkpoint') and 'missing keys' in last
+    assert 'net.0.weight (4, 8) vs (16, 8)' in last
+    assert 'Traceback' not in mismatch.stderr
