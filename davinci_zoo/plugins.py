@@ -162,6 +162,14 @@ def _packages_distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
+@lru_cache(maxsize=1)
+def _entry_point_packages() -> dict[str, Provider]:
+    """Top-level package of each plugin module -> its distribution (editable installs too)."""
+    return {
+        ep.value.split('.')[0].split(':')[0]: _provider_of_entry_point(ep) for ep in _entry_points()
+    }
+
+
 def provider_of(component) -> Provider:
     """Who provides ``component``: the plugin being loaded, else its module's distribution."""
     top = getattr(component, '__module__', '').split('.')[0]
@@ -169,6 +177,8 @@ def provider_of(component) -> Provider:
         return CORE
     if _state.current is not None and _state.current[0] == top:
         return _state.current[1]
+    if top in _entry_point_packages():
+        return _entry_point_packages()[top]
     distributions = _packages_distributions().get(top)
     if distributions:
         return Provider(distributions[0], metadata.version(distributions[0]))

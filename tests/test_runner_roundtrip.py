@@ -2,10 +2,11 @@
 
 import json
 import shutil
+import subprocess
 
 import pytest
 import torch
-from conftest import FIXTURES, run_tool
+from conftest import FIXTURES, REPO, run_tool, tool_env
 
 from davinci_zoo.checkpoint import load_checkpoint_file
 
@@ -104,19 +105,22 @@ def test_killed_during_a_checkpoint_save_resumes_from_the_previous_one(uninterru
 
 
 def test_two_cpu_processes_with_gloo(tmp_path):
-    result = run_tool(
-        '-m',
-        'torch.distributed.run',
-        '--nproc_per_node=2',
-        '--master_port=29531',
-        'tools/train.py',
-        CONFIG,
-        '--work-dir',
-        str(tmp_path),
-        '--launcher',
-        'pytorch',
-        '--cfg-options',
-        'default_hooks.checkpoint.interval=24',
+    result = subprocess.run(
+        [
+            'bash',
+            'tools/dist_train.sh',
+            CONFIG,
+            '2',
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            'default_hooks.checkpoint.interval=24',
+        ],
+        cwd=REPO,
+        env=tool_env(PORT='29531'),
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     seen = [json.loads((tmp_path / f'seen_rank{rank}.json').read_text()) for rank in (0, 1)]

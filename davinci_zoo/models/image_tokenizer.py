@@ -7,8 +7,31 @@ decoder) is derived from :attr:`codebook_size` and :meth:`code_grid`, never hard
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
+
+from ..checkpoint import check_state_dict_matches, load_checkpoint_file, state_dict_of
+
+
+@dataclass
+class TokenizerOutput:
+    """What :meth:`ImageTokenizer.forward_train` returns for a batch of B images.
+
+    Attributes:
+        reconstruction: [B, 3, H, W] floats in [0, 1], differentiable w.r.t. the parameters.
+        codes: [B, h, w] int64 codes chosen for the batch (for usage statistics).
+        losses: the tokenizer's own loss terms, already weighted, e.g. ``loss_commit`` (VQ)
+            or ``loss_kl`` (dVAE); the trainer adds the reconstruction losses.
+        stats: scalars to log, e.g. ``perplexity``, ``dead_codes``, ``temperature``.
+    """
+
+    reconstruction: torch.Tensor
+    codes: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class ImageTokenizer(nn.Module):
@@ -53,3 +76,22 @@ class ImageTokenizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """[B, h, w] int64 codes -> [B, 3, h*f, w*f] floats in [0, 1]."""
         raise NotImplementedError
+
+    def forward_train(self, images: torch.Tensor, step: int = 0) -> TokenizerOutput:
+        """One training pass on [B, 3, H, W] images in [0, 1]; ``step`` drives schedules.
+
+        Tokenizers that can be trained implement this (straight-through VQ, gumbel dVAE);
+        the others are used frozen.
+        """
+        raise NotImplementedError(f'{type(self).__name__} cannot be trained')
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint whose keys and shapes must match this tokenizer exactly.
+
+        Raises:
+            CheckpointMismatchError: naming missing, unexpected and mis-shaped keys (a wrong
+                codebook size shows as a shape mismatch of the codebook).
+        """
+        state_dict = state_dict_of(load_checkpoint_file(path))
+        check_state_dict_matches(self, state_dict, source=f'tokenizer checkpoint {path}')
+        self.load_state_dict(state_dict)

@@ -1,0 +1,1 @@
+"""Helpers for ``tools/model_converters``: reading foreign checkpoint containers."""
