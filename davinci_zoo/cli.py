@@ -103,3 +103,48 @@ def set_work_dir(cfg: Config, config_path: str, work_dir: str | None) -> None:
         cfg.work_dir = work_dir
     elif not cfg.get('work_dir'):
         cfg.work_dir = os.path.join('work_dirs', os.path.splitext(os.path.basename(config_path))[0])
+
+
+#: Config keys that name input files or folders; checked before anything is built.
+PATH_KEYS = (
+    'data_root',
+    'ann_file',
+    'ann_files',
+    'files',
+    'shards',
+    'checkpoint',
+    'pretrained',
+    'vocab_file',
+    'vgg16_weights',
+)
+DATA_DOC = 'docs/data.md'
+
+
+def check_input_paths(cfg: Config, sections=('model', 'train_dataloader')) -> None:
+    """Raise UserError naming the first input path in ``sections`` that does not exist.
+
+    Done before the Runner builds anything, so a config run without its data or weights
+    stops with one line that says which path is missing and where to read how to get it.
+    """
+    for section in sections:
+        if section in cfg and cfg[section] is not None:
+            for where, path in _input_paths(cfg[section], section):
+                if not os.path.exists(path):
+                    raise UserError(
+                        f'{where} = {path!r} does not exist; see {DATA_DOC} for '
+                        'how to get, convert or point at it'
+                    )
+
+
+def _input_paths(node, where: str):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in PATH_KEYS:
+                for path in [value] if isinstance(value, str) else value or []:
+                    if isinstance(path, str) and path and '://' not in path:
+                        yield f'{where}.{key}', path
+            else:
+                yield from _input_paths(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _input_paths(value, f'{where}.{index}')

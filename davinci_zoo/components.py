@@ -4,4 +4,7 @@ It is the ``core`` entry point of the ``davinci_zoo.plugins`` group and is alway
 first (see :mod:`davinci_zoo.plugins`).
 """
 
+from .datasets import image_folder, scene_dataset  # noqa: F401
 from .engine import hooks  # noqa: F401
+from .evaluation import reconstruction_metric, scene_metric  # noqa: F401
+from .models import davinci, losses, tokenizer_trainer  # noqa: F401

@@ -254,3 +254,24 @@ def list_components(registry=None, pattern: str = '*') -> list[ComponentInfo]:
                     )
                 )
     return rows
+
+
+def distributions_used_by(model) -> dict[str, str]:
+    """{distribution: version} of the zoo core and every plugin whose classes ``model`` uses."""
+    used = {}
+    for module in model.modules():
+        top = type(module).__module__.split('.')[0]
+        if top == 'davinci_zoo':
+            used[CORE.distribution] = CORE.version
+        elif top in _entry_point_packages():
+            provider = _entry_point_packages()[top]
+            used[provider.distribution] = provider.version
+    return dict(sorted(used.items()))
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution, or None when it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from davinci_zoo.cli import run_tool  # noqa: E402
+from davinci_zoo.cli import run_tool
 
 
 def parse_args(argv=None):

@@ -20,5 +20,7 @@ fi
 
 python -m pip install --disable-pip-version-check -q \
     -c requirements/constraints.txt \
-    -e ".[dev]"
+    -e ".[dev]" \
+    -e plugins/vqgan \
+    -e plugins/dvae
 echo "setup: done ($(python -c 'import davinci_zoo; print("davinci-zoo", davinci_zoo.__version__)'))"

@@ -15,7 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from davinci_zoo.cli import (
     UserError,
     add_cfg_options_argument,
-    apply_cfg_options,  # noqa: E402
+    apply_cfg_options,
+    check_input_paths,
     load_config,
     run_tool,
     set_work_dir,
@@ -27,6 +28,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file (.pth or .safetensors)')
     parser.add_argument('--work-dir', help='where the evaluation logs go')
+    parser.add_argument('--metrics-json', help='also write the metrics to this JSON file')
     add_cfg_options_argument(parser)
     parser.add_argument(
         '--launcher',
@@ -52,13 +54,22 @@ def main(argv=None):
         raise UserError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_config(args.config)
     apply_cfg_options(cfg, args.cfg_options)
+    check_input_paths(cfg, ('model', 'test_dataloader'))
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     set_work_dir(cfg, args.config, args.work_dir)
     prepare_cpu_distributed(cfg)
     runner = build_runner(cfg)
     check_checkpoint_fits(runner.model, args.checkpoint)
-    return runner.test()
+    metrics = runner.test()
+    if args.metrics_json:
+        import json
+
+        from davinci_zoo.checkpoint import atomic_write
+
+        text = json.dumps({k: float(v) for k, v in metrics.items()}, indent=2)
+        atomic_write(args.metrics_json, lambda stream: stream.write(text.encode()))
+    return metrics
 
 
 if __name__ == '__main__':

@@ -25,7 +25,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from davinci_zoo.cli import (
     UserError,
     add_cfg_options_argument,
-    apply_cfg_options,  # noqa: E402
+    apply_cfg_options,
+    check_input_paths,
     load_config,
     run_tool,
     set_work_dir,
@@ -67,6 +68,7 @@ def build_config(args):
 
     cfg = load_config(args.config)
     apply_cfg_options(cfg, args.cfg_options)
+    check_input_paths(cfg, ('model', 'train_dataloader'))
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:

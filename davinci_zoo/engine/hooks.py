@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import torch
+from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 
 from ..registry import HOOKS
@@ -37,3 +39,132 @@ class RNGStateHook(Hook):
         random.setstate((version, tuple(internal), gauss))
         np.random.set_state(state['numpy'])
         torch.set_rng_state(state['torch'])
+
+
+@HOOKS.register_module()
+class ReconstructionGridHook(Hook):
+    """Save originals (top row) above reconstructions (bottom row) of the first test/val batch.
+
+    Writes ``<work_dir>/reconstructions.png`` after testing and
+    ``<work_dir>/reconstructions_iter_<N>.png`` after each validation, and adds the grid to the
+    visualizer (TensorBoard when configured). Expects predictions with ``images`` and
+    ``reconstruction`` ([3, H, W] in [0, 1]), as ImageTokenizerTrainer returns.
+
+    Args:
+        max_images: how many image pairs to show.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, max_images: int = 16) -> None:
+        self.max_images = max_images
+
+    def _save(self, runner, outputs, name: str) -> None:
+        from ..visualization import image_grid, save_png
+
+        shown = outputs[: self.max_images]
+        grid = image_grid([[o['images'] for o in shown], [o['reconstruction'] for o in shown]])
+        save_png(grid, os.path.join(runner.work_dir, f'{name}.png'))
+        runner.visualizer.add_image(name, grid, step=runner.iter)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if batch_idx == 0 and outputs and get_rank() == 0:
+            self._save(runner, outputs, 'reconstructions')
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if batch_idx == 0 and outputs and get_rank() == 0:
+            self._save(runner, outputs, f'reconstructions_iter_{runner.iter}')
+
+
+@HOOKS.register_module()
+class WritePaintSamplesHook(Hook):
+    """After testing, leave DaVinci's writing and painting on disk.
+
+    ``<work_dir>/captions.tsv``: truth and written caption of every test image;
+    ``<work_dir>/paintings.png``: the first ``max_images`` test images (top row) above the
+    paintings of their captions (bottom row), also added to the visualizer.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, max_images: int = 16) -> None:
+        self.max_images = max_images
+
+    def before_test(self, runner) -> None:
+        self.rows: list[str] = []
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if not outputs or get_rank() != 0:
+            return
+        self.rows.extend(f'{o["caption"]}\t{o["pred_caption"]}' for o in outputs)
+        if batch_idx == 0:
+            from ..visualization import image_grid, save_png
+
+            shown = outputs[: self.max_images]
+            grid = image_grid([[o['images'] for o in shown], [o['painting'] for o in shown]])
+            save_png(grid, os.path.join(runner.work_dir, 'paintings.png'))
+            runner.visualizer.add_image('paintings', grid, step=runner.iter)
+
+    def after_test(self, runner) -> None:
+        if get_rank() != 0:
+            return
+        from ..checkpoint import atomic_write
+
+        text = 'truth\twritten\n' + '\n'.join(self.rows) + '\n'
+        atomic_write(
+            os.path.join(runner.work_dir, 'captions.tsv'),
+            lambda stream: stream.write(text.encode()),
+        )
+
+
+@HOOKS.register_module()
+class ProvenanceHook(Hook):
+    """Make checkpoints self-describing; warn when they are loaded under other plugins.
+
+    Saves ``checkpoint['meta']['davinci_zoo'] = {version, vocab_sha256, plugins}`` where
+    ``plugins`` maps every distribution whose classes the model uses (the zoo core and its
+    plugins) to its version. mmengine already stores the config (``meta['cfg']``), and the
+    image tokenizer's weights are part of the model's state dict. On load, a plugin whose
+    installed version differs (or that is missing) is reported as a warning.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['davinci_zoo'] = provenance_of(runner.model)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        for message in provenance_warnings(checkpoint.get('meta', {}).get('davinci_zoo')):
+            runner.logger.warning(message)
+
+
+def provenance_of(model) -> dict:
+    """What :class:`ProvenanceHook` stores for ``model`` (unwrapped from DDP if needed)."""
+    from ..plugins import distributions_used_by
+    from ..version import __version__
+
+    model = getattr(model, 'module', model)
+    text_tokenizer = getattr(model, 'text_tokenizer', None)
+    vocab_sha256 = None
+    if text_tokenizer is not None:
+        from ..text.wordpiece import file_sha256
+
+        vocab_sha256 = file_sha256(text_tokenizer.vocab_file)
+    return dict(
+        version=__version__, vocab_sha256=vocab_sha256, plugins=distributions_used_by(model)
+    )
+
+
+def provenance_warnings(provenance: dict | None) -> list[str]:
+    """Messages for every plugin whose installed version differs from the checkpoint's."""
+    from ..plugins import installed_version
+
+    messages = []
+    for distribution, version in ((provenance or {}).get('plugins') or {}).items():
+        installed = installed_version(distribution)
+        if installed != version:
+            now = f'{installed} is installed' if installed else 'it is not installed'
+            messages.append(
+                f'checkpoint was saved with {distribution} {version}, but {now}; results may differ'
+            )
+    return messages

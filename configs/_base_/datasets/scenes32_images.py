@@ -1,0 +1,21 @@
+# Procedural scenes as images (for image tokenizers): 32 px, seeded, held-out pairs excluded
+# from training; validation/test scenes are fresh renders from another seed.
+image_size = 32
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='ProceduralScenes', num_scenes=50000, image_size=image_size, seed=0, held_out='exclude'
+    ),
+    collate_fn=dict(type='default_collate'),
+)
+val_dataloader = dict(
+    batch_size=100,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ProceduralScenes', num_scenes=500, image_size=image_size, seed=10_000),
+    collate_fn=dict(type='default_collate'),
+)
+test_dataloader = val_dataloader

@@ -1,0 +1,71 @@
+# A tiny DaVinci that learns to write and paint procedural scenes on a CPU (the quick start).
+#   python tools/quickstart.py            # trains the tokenizer, then this, then scores it
+# Run alone it needs the tokenizer weights:
+#   python tools/train.py configs/davinci_tiny_scenes32.py --cfg-options \
+#       model.image_tokenizer.checkpoint=work_dirs/quickstart/tokenizer/vqgan.safetensors
+_base_ = ['_base_/default_runtime.py', '_base_/datasets/scenes32_pairs.py']
+
+model = dict(
+    type='DaVinci',
+    image_size=32,
+    hidden_size=256,
+    num_heads=4,
+    intermediate_size=1024,
+    encoder_layers=3,
+    decoder_layers=3,
+    dropout=0.0,
+    max_text_positions=40,
+    image_embedder=dict(
+        type='ResNetImageEmbedder',
+        stage_blocks=(1, 1, 1),
+        base_width=16,
+        stem_channels=32,
+        stem_pool=False,
+        stem_stride=2,
+    ),
+    image_tokenizer=dict(
+        type='VQGAN',
+        ch=32,
+        ch_mult=(1, 2, 2),
+        num_res_blocks=1,
+        attn_resolutions=(),
+        z_channels=32,
+        embed_dim=32,
+        codebook_size=256,
+        resolution=32,
+        norm_groups=8,
+        codebook_update='ema',
+        checkpoint=None,
+    ),
+    objectives=[dict(type='PrefixLM', weight=1.0), dict(type='PrefixImage', weight=1.0)],
+)
+
+max_iters = 700
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), weight_decay=0.01),
+    clip_grad=dict(max_norm=1.0),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.0),
+            'cls_token': dict(decay_mult=0.0),
+            'relative_bias_table': dict(decay_mult=0.0),
+        },
+    ),
+)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=2e-5),
+]
+randomness = dict(seed=0, diff_rank_seed=True)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=25),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+)
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='ProvenanceHook'),
+    dict(type='WritePaintSamplesHook'),
+]

@@ -1,0 +1,45 @@
+# A tiny VQGAN for the procedural scenes: 32 px -> 8x8 codes from 256 entries, ~0.7M
+# parameters, EMA codebook with dead-code restarts; trains in a few minutes on 2 CPU cores.
+#   python tools/train.py configs/tokenizers/vqgan_f4_scenes32.py
+#   python tools/test.py configs/tokenizers/vqgan_f4_scenes32.py \
+#       work_dirs/vqgan_f4_scenes32/iter_600.pth
+_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/scenes32_images.py']
+
+codebook_size = 256
+model = dict(
+    type='ImageTokenizerTrainer',
+    image_tokenizer=dict(
+        type='VQGAN',
+        ch=16,
+        ch_mult=(1, 2, 4),
+        num_res_blocks=1,
+        attn_resolutions=(),
+        z_channels=32,
+        embed_dim=32,
+        codebook_size=codebook_size,
+        resolution=32,
+        norm_groups=8,
+        codebook_update='ema',
+        restart_interval=50,
+    ),
+    reconstruction_losses=[dict(type='PixelL1Loss'), dict(type='PixelMSELoss')],
+)
+
+max_iters = 600
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+val_evaluator = dict(type='ReconstructionMetric', codebook_size=codebook_size)
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, betas=(0.9, 0.99)))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min=1e-4),
+]
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+)
+custom_hooks = [dict(type='RNGStateHook'), dict(type='ReconstructionGridHook')]

@@ -1,0 +1,1 @@
+"""Datasets: procedural scenes, image folders, (later) image-text corpora and task datasets."""

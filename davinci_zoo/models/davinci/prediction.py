@@ -1,0 +1,65 @@
+"""What ``DaVinci(mode='predict')`` returns: a caption per image, a painting per caption."""
+
+from __future__ import annotations
+
+import torch
+
+from .generation import SamplingConfig, generate
+from .vocabulary import IMAGE, TEXT
+
+
+@torch.no_grad()
+def write_captions(
+    model, images: torch.Tensor, max_new_tokens: int = 30, sampling: SamplingConfig | None = None
+) -> list[str]:
+    """Images [B, 3, H, W] in [0, 1] -> captions (encoder: image + ``[CLS]``)."""
+    empty_ids, empty_mask = model.tokenize([''] * len(images))
+    memory, memory_mask = model.encode(images, empty_ids, empty_mask)
+    prompt = torch.full((len(images), 1), model.vocab.text_bos_id, device=images.device)
+    ids = generate(
+        model,
+        memory,
+        memory_mask,
+        prompt,
+        TEXT,
+        max_new_tokens,
+        eos_id=model.vocab.text_eos_id,
+        sampling=sampling,
+    )
+    return [model.text_tokenizer.decode(row) for row in ids.tolist()]
+
+
+@torch.no_grad()
+def paint_codes(
+    model,
+    captions: list[str],
+    sampling: SamplingConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Captions -> codes [B, h, w] (encoder: caption only; decoder: BOS + h*w codes)."""
+    text_ids, text_mask = model.tokenize(captions, 30)
+    memory, memory_mask = model.encode(None, text_ids, text_mask)
+    prompt = torch.full((len(captions), 1), model.vocab.image_bos_id, device=text_ids.device)
+    height, width = model.vocab.code_grid
+    ids = generate(
+        model,
+        memory,
+        memory_mask,
+        prompt,
+        IMAGE,
+        height * width,
+        sampling=sampling,
+        generator=generator,
+    )
+    return model.vocab.ids_to_codes(ids).view(len(captions), height, width)
+
+
+def predict(model, batch: dict) -> list[dict]:
+    """Per sample: ``pred_caption`` (from the image), ``painting`` [3, H, W] (from the caption)."""
+    images, captions = batch['images'], list(batch['caption'])
+    written = write_captions(model, images)
+    paintings = model.image_tokenizer.decode(paint_codes(model, captions)).clamp(0, 1)
+    return [
+        dict(caption=caption, pred_caption=text, painting=painting, images=image)
+        for caption, text, painting, image in zip(captions, written, paintings, images)
+    ]

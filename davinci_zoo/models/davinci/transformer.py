@@ -1,0 +1,176 @@
+"""The bidirectional encoder and the causal decoder with cross-attention (DAVINCI.md 1.3-1.4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import NEG_INF
+from .embeddings import TextEmbeddings
+from .layers import TransformerLayer
+
+
+def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Key mask [B, S] (1 = attend) -> additive bias [B, 1, 1, S]."""
+    return ((1.0 - mask.to(dtype)) * NEG_INF)[:, None, None, :]
+
+
+class DaVinciEncoder(nn.Module):
+    """Bidirectional post-LN transformer over [image tokens ; text] (either may be absent).
+
+    Image tokens (already projected, with their own positions) are joined in front of the
+    text embeddings *after* the embedding LayerNorm; text positions start at 0. The 2-D
+    relative position bias, when asked for, is added among the image patch tokens (after the
+    image cls token).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        num_layers: int,
+        max_positions: int,
+        relative_grid: tuple[int, int],
+        eps: float = 1e-12,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.embeddings = TextEmbeddings(vocab_size, hidden_size, max_positions, eps, dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(
+                hidden_size, num_heads, intermediate_size, eps, dropout, relative_grid=relative_grid
+            )
+            for _ in range(num_layers)
+        )
+
+    def forward(
+        self,
+        text_ids: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+        image_tokens: torch.Tensor | None = None,
+        relative_grid: tuple[int, int] | None = None,
+    ):
+        """-> (hidden [B, S, D], mask [B, S]); S = image tokens + text tokens.
+
+        Args:
+            text_ids, text_mask: [B, T] (mask 1 for real tokens).
+            image_tokens: [B, 1 + h*w, D] from the image embedder.
+            relative_grid: (h, w) of the image tokens to add the 2-D relative bias; None
+                for no bias (text only, or prefix-image passes by default).
+        """
+        parts, masks = [], []
+        if image_tokens is not None:
+            parts.append(image_tokens)
+            masks.append(image_tokens.new_ones(image_tokens.shape[:2]))
+        if text_ids is not None:
+            parts.append(self.embeddings(text_ids))
+            masks.append(text_mask.to(parts[-1].dtype))
+        if not parts:
+            raise ValueError('the encoder needs text, an image, or both')
+        hidden, mask = torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        bias = padding_bias(mask, hidden.dtype)
+        for layer in self.layers:
+            layer_bias = bias
+            if relative_grid is not None:
+                layer_bias = bias + self._relative(layer, relative_grid, hidden.shape[1])
+            hidden, _ = layer(hidden, layer_bias)
+        return hidden, mask
+
+    @staticmethod
+    def _relative(layer, grid: tuple[int, int], length: int) -> torch.Tensor:
+        patches = layer.attention.self.relative(*grid)  # [1, H, hw, hw]
+        count = patches.shape[-1]
+        pad = (1, length - 1 - count, 1, length - 1 - count)  # skip the image cls token
+        return F.pad(patches, pad)
+
+
+class LMHead(nn.Module):
+    """``transform`` (dense, GELU, LayerNorm) then the tied word embeddings + ``bias``."""
+
+    def __init__(
+        self, hidden_size: int, vocab_size: int, eps: float, word_embeddings: nn.Embedding
+    ) -> None:
+        super().__init__()
+        self.transform = nn.Module()
+        self.transform.dense = nn.Linear(hidden_size, hidden_size)
+        self.transform.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
+        self.word_embeddings = [word_embeddings]  # a list: not registered twice
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, hidden: torch.Tensor, id_range: tuple[int, int]) -> torch.Tensor:
+        """hidden [..., D] -> logits [..., end - start] over ids start..end-1 only."""
+        start, end = id_range
+        x = self.transform.LayerNorm(F.gelu(self.transform.dense(hidden)))
+        weight = self.word_embeddings[0].weight[start:end]
+        return F.linear(x, weight, self.bias[start:end])
+
+
+class DaVinciDecoder(nn.Module):
+    """Causal post-LN transformer with cross-attention over the encoder output.
+
+    Supports an incremental KV cache: :meth:`forward` takes and returns the per-layer
+    self-attention keys/values, and cross-attention keys/values are computed once per
+    memory by :meth:`memory_keys_values`.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        num_layers: int,
+        max_positions: int,
+        word_embeddings: nn.Embedding,
+        eps: float = 1e-12,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.embeddings = TextEmbeddings(
+            vocab_size, hidden_size, max_positions, eps, dropout, word_embeddings=word_embeddings
+        )
+        self.layers = nn.ModuleList(
+            TransformerLayer(
+                hidden_size, num_heads, intermediate_size, eps, dropout, cross_attention=True
+            )
+            for _ in range(num_layers)
+        )
+        self.head = LMHead(hidden_size, vocab_size, eps, word_embeddings)
+
+    def memory_keys_values(self, memory: torch.Tensor) -> list:
+        """Per layer cross-attention (keys, values) of memory [B, S, D]."""
+        return [layer.memory_keys_values(memory) for layer in self.layers]
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        memory_kv: list,
+        memory_mask: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        past: list | None = None,
+    ):
+        """ids [B, L] at positions [B, L] -> (hidden [B, L, D], new past per layer).
+
+        Position i attends to past positions and to positions <= i of this call;
+        ``padding_mask`` [B, P + L] (1 = real) additionally hides padded keys.
+        """
+        hidden = self.embeddings(ids, positions)
+        length = ids.shape[1]
+        cached = 0 if past is None else past[0][0].shape[2]
+        causal = torch.ones(length, cached + length, dtype=torch.bool, device=ids.device)
+        causal = torch.tril(causal, diagonal=cached)
+        bias = torch.zeros(causal.shape, dtype=hidden.dtype, device=ids.device)
+        bias = bias.masked_fill(~causal, NEG_INF)[None, None]
+        if padding_mask is not None:
+            bias = bias + padding_bias(padding_mask, hidden.dtype)
+        memory_bias = padding_bias(memory_mask, hidden.dtype)
+        new_past = []
+        for index, layer in enumerate(self.layers):
+            layer_past = None if past is None else past[index]
+            hidden, kv = layer(hidden, bias, memory_kv[index], memory_bias, layer_past)
+            new_past.append(kv)
+        return hidden, new_past

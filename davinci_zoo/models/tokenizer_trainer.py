@@ -1,0 +1,68 @@
+"""Train and evaluate an image tokenizer with mmengine's Runner."""
+
+from __future__ import annotations
+
+import torch
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+
+from ..registry import IMAGE_TOKENIZERS, MODELS
+
+
+@MODELS.register_module()
+class ImageTokenizerTrainer(BaseModel):
+    """Wraps an image tokenizer for ``tools/train.py`` / ``tools/test.py``.
+
+    Args:
+        image_tokenizer: config of an IMAGE_TOKENIZERS component that implements
+            ``forward_train`` (VQGAN, DVAE, ...).
+        reconstruction_losses: configs of reconstruction losses (``PixelL1Loss``,
+            ``PixelMSELoss``, ``PerceptualLoss``, ...), each logged under its own name.
+
+    Batches are ``dict(images=[B, 3, H, W] in [0, 1], caption=list[str], index=...)``.
+    ``mode='loss'`` returns the tokenizer's own losses, the reconstruction losses and its
+    statistics (``perplexity``, ``dead_codes``, ...); ``mode='predict'`` returns one dict per
+    image with ``images``, ``reconstruction``, ``codes`` and ``caption``.
+    """
+
+    def __init__(
+        self,
+        image_tokenizer: dict,
+        reconstruction_losses: list[dict],
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.tokenizer = IMAGE_TOKENIZERS.build(image_tokenizer)
+        self.reconstruction_losses = torch.nn.ModuleList(
+            MODELS.build(cfg) for cfg in reconstruction_losses
+        )
+        if not len(self.reconstruction_losses):
+            raise ValueError('reconstruction_losses needs at least one loss')
+
+    def forward(self, images: torch.Tensor, caption=None, index=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(images)
+        if mode == 'predict':
+            return self.predict(images, caption)
+        return self.tokenizer.encode(images)
+
+    def loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        step = MessageHub.get_current_instance().get_info('iter', 0)
+        output = self.tokenizer.forward_train(images, step=step)
+        losses = dict(output.losses)
+        for loss in self.reconstruction_losses:
+            losses[loss.name] = loss(output.reconstruction, images)
+        for name, value in output.stats.items():
+            losses[name] = torch.as_tensor(float(value))
+        return losses
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, caption=None) -> list[dict]:
+        codes = self.tokenizer.encode(images)
+        reconstruction = self.tokenizer.decode(codes)
+        captions = caption if caption is not None else [''] * len(images)
+        return [
+            dict(images=image, reconstruction=rec, codes=code, caption=text)
+            for image, rec, code, text in zip(images, reconstruction, codes, captions)
+        ]
