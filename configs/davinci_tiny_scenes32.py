@@ -18,7 +18,7 @@ model = dict(
     image_embedder=dict(
         type='ResNetImageEmbedder',
         stage_blocks=(1, 1, 1),
-        base_width=16,
+        base_planes=16,
         stem_channels=32,
         stem_pool=False,
         stem_stride=2,
@@ -31,7 +31,7 @@ model = dict(
         attn_resolutions=(),
         z_channels=32,
         embed_dim=32,
-        codebook_size=256,
+        codebook_size=512,
         resolution=32,
         norm_groups=8,
         codebook_update='ema',
@@ -40,7 +40,7 @@ model = dict(
     objectives=[dict(type='PrefixLM', weight=1.0), dict(type='PrefixImage', weight=1.0)],
 )
 
-max_iters = 700
+max_iters = 500
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), weight_decay=0.01),

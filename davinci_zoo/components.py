@@ -4,7 +4,15 @@ It is the ``core`` entry point of the ``davinci_zoo.plugins`` group and is alway
 first (see :mod:`davinci_zoo.plugins`).
 """
 
-from .datasets import image_folder, scene_dataset  # noqa: F401
+from .datasets import (  # noqa: F401
+    bad_rows_hook,
+    image_folder,
+    image_text,
+    mixing,
+    scene_dataset,
+    shards,
+    text_corpus,
+)
 from .engine import hooks  # noqa: F401
 from .evaluation import reconstruction_metric, scene_metric  # noqa: F401
 from .models import davinci, losses, tokenizer_trainer  # noqa: F401

@@ -1,11 +1,11 @@
-# A tiny VQGAN for the procedural scenes: 32 px -> 8x8 codes from 256 entries, ~0.7M
+# A tiny VQGAN for the procedural scenes: 32 px -> 8x8 codes from 512 entries, ~0.7M
 # parameters, EMA codebook with dead-code restarts; trains in a few minutes on 2 CPU cores.
 #   python tools/train.py configs/tokenizers/vqgan_f4_scenes32.py
 #   python tools/test.py configs/tokenizers/vqgan_f4_scenes32.py \
 #       work_dirs/vqgan_f4_scenes32/iter_600.pth
 _base_ = ['../_base_/default_runtime.py', '../_base_/datasets/scenes32_images.py']
 
-codebook_size = 256
+codebook_size = 512
 model = dict(
     type='ImageTokenizerTrainer',
     image_tokenizer=dict(
@@ -25,7 +25,7 @@ model = dict(
     reconstruction_losses=[dict(type='PixelL1Loss'), dict(type='PixelMSELoss')],
 )
 
-max_iters = 600
+max_iters = 750
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

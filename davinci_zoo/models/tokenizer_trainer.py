@@ -40,7 +40,7 @@ class ImageTokenizerTrainer(BaseModel):
         if not len(self.reconstruction_losses):
             raise ValueError('reconstruction_losses needs at least one loss')
 
-    def forward(self, images: torch.Tensor, caption=None, index=None, mode: str = 'tensor'):
+    def forward(self, images: torch.Tensor, caption=None, mode: str = 'tensor', **kwargs):
         if mode == 'loss':
             return self.loss(images)
         if mode == 'predict':

@@ -17,7 +17,8 @@ model = dict(
     image_embedder=dict(
         type='ResNetImageEmbedder',
         stage_blocks=(3, 4, 23),  # ResNet-101 stages 1-3
-        base_width=64,
+        base_planes=64,
+        width_per_group=64,
         # ImageNet initialisation from a local torchvision file (no downloads at run time):
         pretrained=None,  # e.g. 'checkpoints/resnet101-63fe2227.pth'
     ),

@@ -32,5 +32,3 @@ param_scheduler = [
     ),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
-# Different split points on every rank (the original drew one for all ranks).
-randomness = dict(seed=42, diff_rank_seed=True)

@@ -16,13 +16,17 @@ from ...registry import BACKBONES
 
 
 class Bottleneck(nn.Module):
-    """ResNet v1.5 bottleneck (stride on the 3x3 conv): [B, C_in, H, W] -> [B, 4w, H/s, W/s]."""
+    """ResNet v1.5 bottleneck (stride on the 3x3 conv): [B, C_in, H, W] -> [B, 4p, H/s, W/s].
+
+    ``planes`` p sets the output (4p channels); ``width`` the inner 3x3 conv (p for ResNet,
+    2p for wide ResNet-2).
+    """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int, width: int) -> None:
         super().__init__()
-        out_channels = width * self.expansion
+        out_channels = planes * self.expansion
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
@@ -52,8 +56,10 @@ class ResNetImageEmbedder(nn.Module):
         out_dim: width of the tokens after the projection (the transformer width).
         image_size: the pretraining resolution; sizes the position table (grid + cls).
         stage_blocks: blocks per stage, e.g. (3, 4, 23) for ResNet-101's stages 1-3.
-        base_width: bottleneck width of stage 1 (64; 128 for wide ResNet-101-2 -- the stage
-            widths double per stage, the stage output is 256 x 2^i channels as in torchvision).
+        base_planes: planes of stage 1 (64 as in torchvision; stage i outputs
+            4 * base_planes * 2^i channels). Smaller for tiny models.
+        width_per_group: torchvision's name for the inner width per 64 planes: 64 for ResNet,
+            128 for wide ResNet-101-2.
         stem_channels: channels of the 7x7 stem.
         stem_pool: the stem's 3x3/2 max-pool (turn off for tiny images).
         stem_stride: stride of the 7x7 stem conv.
@@ -70,7 +76,8 @@ class ResNetImageEmbedder(nn.Module):
         out_dim: int,
         image_size: int = 256,
         stage_blocks: tuple[int, ...] = (3, 4, 23),
-        base_width: int = 64,
+        base_planes: int = 64,
+        width_per_group: int = 64,
         stem_channels: int = 64,
         stem_pool: bool = True,
         stem_stride: int = 2,
@@ -83,12 +90,13 @@ class ResNetImageEmbedder(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem_pool else nn.Identity()
         channels = stem_channels
         for index, blocks in enumerate(stage_blocks):
-            width = base_width * 2**index
+            planes = base_planes * 2**index
+            width = planes * width_per_group // 64
             stride = 1 if index == 0 else 2
             stage = []
             for block in range(blocks):
-                stage.append(Bottleneck(channels, width, stride if block == 0 else 1))
-                channels = width * Bottleneck.expansion
+                stage.append(Bottleneck(channels, planes, stride if block == 0 else 1, width))
+                channels = planes * Bottleneck.expansion
             setattr(self, f'layer{index + 1}', nn.Sequential(*stage))
         self.num_stages = len(stage_blocks)
         self.stride = stem_stride * (2 if stem_pool else 1) * 2 ** (len(stage_blocks) - 1)

@@ -1,0 +1,171 @@
+"""Several sources in one training step: image-text pairs and text-only documents together.
+
+mmengine builds one train_dataloader, so the mixing happens in the item stream:
+:class:`MultiSourceDataset` interleaves its sources, and :func:`mixed_collate` (config:
+``collate_fn=dict(type='davinci_zoo.mixed_collate')``) turns a list of mixed items into
+``dict(images=[B1, 3, H, W], caption=[B1 str], text=[B2 str], bad_rows=int, seen_rows=int)``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from mmengine.dist import get_dist_info
+from torch.utils.data import Dataset, IterableDataset
+
+from ..registry import DATASETS, FUNCTIONS
+from .bad_rows import BAD_ROWS, SEEN_ROWS
+from .streaming import ENDLESS, consumer_slot
+
+
+def map_style_stream(dataset: Dataset, seed: int, rank: int, world_size: int) -> Iterator[dict]:
+    """Endless items of a map-style dataset: each pass a new permutation (``seed + pass``),
+    of which this consumer reads every n-th index, so each index once per pass overall."""
+    slot, num_slots = consumer_slot(rank, world_size)
+    if len(dataset) <= slot:
+        raise ValueError(
+            f'{type(dataset).__name__} has {len(dataset)} items, too few for '
+            f'{num_slots} data consumers (ranks x workers)'
+        )
+    epoch = 0
+    while True:
+        order = np.random.default_rng(seed + epoch).permutation(len(dataset))
+        for index in order[slot::num_slots]:
+            yield dataset[int(index)]
+        epoch += 1
+
+
+def restarting_stream(dataset: IterableDataset) -> Iterator[dict]:
+    """Endless items of an iterable dataset: a new pass (``set_epoch`` + 1) when one ends."""
+    epoch = getattr(dataset, 'epoch', 0)
+    while True:
+        empty = True
+        for item in dataset:
+            empty = False
+            yield item
+        if empty:
+            raise ValueError(f'{type(dataset).__name__} gave no items in a whole pass')
+        epoch += 1
+        if hasattr(dataset, 'set_epoch'):
+            dataset.set_epoch(epoch)
+
+
+@DATASETS.register_module()
+class MultiSourceDataset(IterableDataset):
+    """An endless stream interleaving named sources so that each batch mixes them.
+
+    Args:
+        sources: name -> dataset config (or dataset). Iterable sources split themselves
+            over ranks and workers and are restarted when they end; map-style ones are read
+            in a new permutation each pass, split the same way.
+        mode: ``'fixed'``: ``counts[name]`` items of each source in turn, in the order of
+            ``counts``; with ``batch_size = sum(counts)`` (see :attr:`batch_size`) every batch
+            holds exactly those counts. ``'sample'``: each item's source is drawn with
+            ``probs`` (from a generator seeded with ``seed`` and the consumer number).
+        counts: items per batch of each source (fixed mode).
+        probs: relative probability of each source (sample mode).
+        seed, rank, world_size: as for :class:`~.streaming.RowStream`.
+
+    Items are the sources' items plus ``source`` (the name); batch them with
+    :func:`mixed_collate`.
+
+    Example::
+
+        dataset = dict(type='MultiSourceDataset', mode='fixed',
+                       counts=dict(pairs=64, text=64),
+                       sources=dict(pairs=dict(type='WebDatasetShards', shards=...),
+                                    text=dict(type='TextCorpus', files=...)))
+    """
+
+    def __init__(
+        self,
+        sources: dict,
+        mode: str = 'fixed',
+        counts: dict | None = None,
+        probs: dict | None = None,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        if mode not in ('fixed', 'sample'):
+            raise ValueError(f"mode must be 'fixed' or 'sample', got {mode!r}")
+        weights = counts if mode == 'fixed' else probs
+        if not weights or any(name not in sources for name in weights):
+            raise ValueError(
+                f'{mode} mode needs {"counts" if mode == "fixed" else "probs"} '
+                f'for some of the sources {sorted(sources)}, got {weights}'
+            )
+        if any(value < 0 for value in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError(f'{weights} must be non-negative with a positive sum')
+        self.sources = {
+            name: DATASETS.build(source) if isinstance(source, dict) else source
+            for name, source in sources.items()
+            if weights.get(name, 0) > 0
+        }
+        self.mode, self.weights, self.seed = mode, dict(weights), seed
+        dist_rank, dist_world_size = get_dist_info()
+        self.rank = dist_rank if rank is None else rank
+        self.world_size = dist_world_size if world_size is None else world_size
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size that gives every batch the fixed counts (None in sample mode)."""
+        return int(sum(self.weights.values())) if self.mode == 'fixed' else None
+
+    def __len__(self) -> int:
+        return ENDLESS  # endless; mmengine's LoggerHook asks for a length
+
+    def stream_of(self, source) -> Iterator[dict]:
+        if isinstance(source, IterableDataset):
+            return restarting_stream(source)
+        return map_style_stream(source, self.seed, self.rank, self.world_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        streams = {name: self.stream_of(source) for name, source in self.sources.items()}
+        if self.mode == 'fixed':
+            while True:
+                for name, count in self.weights.items():
+                    for _ in range(count):
+                        yield dict(next(streams[name]), source=name)
+        names = list(self.sources)
+        probs = np.array([self.weights[name] for name in names], dtype=float)
+        slot, _ = consumer_slot(self.rank, self.world_size)
+        rng = np.random.default_rng([self.seed, slot])
+        while True:
+            name = names[rng.choice(len(names), p=probs / probs.sum())]
+            yield dict(next(streams[name]), source=name)
+
+
+@FUNCTIONS.register_module()
+def mixed_collate(items: list[dict], counts: dict | None = None) -> dict:
+    """Items of several sources -> one batch.
+
+    Pair items (with ``images``) give ``images=[B1, 3, H, W]`` and ``caption=[B1 str]``,
+    text items give ``text=[B2 str]``; the keys of a kind that is absent from the batch are
+    left out, so the objectives reading them return no loss. ``bad_rows`` and ``seen_rows``
+    are the sums over the batch. With ``counts`` (name -> items) every batch must hold
+    exactly those numbers of items of each ``source``.
+    """
+    if counts is not None:
+        found = Counter(item.get('source') for item in items)
+        expected = Counter({name: count for name, count in counts.items() if count})
+        if found != expected:
+            raise ValueError(
+                f'a batch holds {dict(found)} items per source, expected '
+                f'{dict(expected)}: set train_dataloader.batch_size to '
+                f'{sum(expected.values())}, the sum of the counts'
+            )
+    pairs = [item for item in items if 'images' in item]
+    texts = [item['text'] for item in items if 'text' in item]
+    batch = {}
+    if pairs:
+        batch['images'] = torch.stack([item['images'] for item in pairs])
+        batch['caption'] = [item['caption'] for item in pairs]
+    if texts:
+        batch['text'] = texts
+    batch[BAD_ROWS] = sum(int(item.get(BAD_ROWS, 0)) for item in items)
+    batch[SEEN_ROWS] = sum(int(item.get(SEEN_ROWS, 0)) for item in items)
+    return batch
