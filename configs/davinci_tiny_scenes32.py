@@ -3,7 +3,11 @@
 # Run alone it needs the tokenizer weights:
 #   python tools/train.py configs/davinci_tiny_scenes32.py --cfg-options \
 #       model.image_tokenizer.checkpoint=work_dirs/quickstart/tokenizer/vqgan.safetensors
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/scenes32_pairs.py']
+_base_ = [
+    '_base_/default_runtime.py',
+    '_base_/datasets/scenes32_pairs.py',
+    '_base_/models/vqgan_f4_scenes32.py',
+]
 
 model = dict(
     type='DaVinci',
@@ -23,20 +27,7 @@ model = dict(
         stem_pool=False,
         stem_stride=2,
     ),
-    image_tokenizer=dict(
-        type='VQGAN',
-        ch=32,
-        ch_mult=(1, 2, 2),
-        num_res_blocks=1,
-        attn_resolutions=(),
-        z_channels=32,
-        embed_dim=32,
-        codebook_size=512,
-        resolution=32,
-        norm_groups=8,
-        codebook_update='ema',
-        checkpoint=None,
-    ),
+    image_tokenizer={{_base_.image_tokenizer}},
     objectives=[dict(type='PrefixLM', weight=1.0), dict(type='PrefixImage', weight=1.0)],
 )
 

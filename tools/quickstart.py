@@ -29,7 +29,7 @@ from davinci_zoo.cli import UserError, run_tool
 
 TOKENIZER_CONFIG = osp.join(REPO, 'configs', 'tokenizers', 'vqgan_f4_scenes32.py')
 DAVINCI_CONFIG = osp.join(REPO, 'configs', 'davinci_tiny_scenes32.py')
-SMOKE = dict(tokenizer_iters=150, davinci_iters=120, test_scenes=200)
+SMOKE = dict(tokenizer_iters=200, davinci_iters=20, test_scenes=100)
 
 
 def parse_args(argv=None):
@@ -54,6 +54,7 @@ def run_step(title: str, args: list[str], log_path: str) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED='1'),  # progress lines as they happen
         )
         for line in process.stdout:
             log.write(line)
@@ -94,13 +95,16 @@ def main(argv=None):
             f'default_hooks.checkpoint.interval={iters}',
             f'param_scheduler.1.end={iters}',
             'default_hooks.logger.interval=25',
+            'val_dataloader.dataset.num_scenes=100',
         ]
         iters = SMOKE['davinci_iters']
         dv_opts = [
             f'train_cfg.max_iters={iters}',
             f'default_hooks.checkpoint.interval={iters}',
+            'param_scheduler.0.end=5',
+            'param_scheduler.1.begin=5',
             f'param_scheduler.1.end={iters}',
-            'default_hooks.logger.interval=20',
+            'default_hooks.logger.interval=5',
         ]
         test_opts = [f'test_dataloader.dataset.num_scenes={SMOKE["test_scenes"]}']
 
@@ -131,6 +135,7 @@ def main(argv=None):
             tok_dir,
             '--metrics-json',
             scores,
+            *(['--cfg-options', *test_opts] if test_opts else []),
         ],
         osp.join(work, 'tokenizer_test.log'),
     )

@@ -2,26 +2,17 @@
 # parameters, EMA codebook with dead-code restarts; trains in a few minutes on 2 CPU cores.
 #   python tools/train.py configs/tokenizers/vqgan_f4_scenes32.py
 #   python tools/test.py configs/tokenizers/vqgan_f4_scenes32.py \
-#       work_dirs/vqgan_f4_scenes32/iter_600.pth
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/scenes32_images.py']
+#       work_dirs/vqgan_f4_scenes32/iter_750.pth
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/datasets/scenes32_images.py',
+    '../_base_/models/vqgan_f4_scenes32.py',
+]
 
 codebook_size = 512
 model = dict(
     type='ImageTokenizerTrainer',
-    image_tokenizer=dict(
-        type='VQGAN',
-        ch=16,
-        ch_mult=(1, 2, 4),
-        num_res_blocks=1,
-        attn_resolutions=(),
-        z_channels=32,
-        embed_dim=32,
-        codebook_size=codebook_size,
-        resolution=32,
-        norm_groups=8,
-        codebook_update='ema',
-        restart_interval=50,
-    ),
+    image_tokenizer={{_base_.image_tokenizer}},
     reconstruction_losses=[dict(type='PixelL1Loss'), dict(type='PixelMSELoss')],
 )
 

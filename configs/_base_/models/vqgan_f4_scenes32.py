@@ -1,0 +1,17 @@
+# The tiny scene tokenizer, shared by its training config and the DaVinci that paints with it
+# (one definition, so the weights always fit): 32 px -> 8x8 codes from 512 entries.
+image_tokenizer = dict(
+    type='VQGAN',
+    ch=16,
+    ch_mult=(1, 2, 4),
+    num_res_blocks=1,
+    attn_resolutions=(),
+    z_channels=32,
+    embed_dim=32,
+    codebook_size=512,
+    resolution=32,
+    norm_groups=8,
+    codebook_update='ema',
+    restart_interval=50,
+    checkpoint=None,  # the quick start sets the trained weights
+)
