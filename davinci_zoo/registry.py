@@ -3,8 +3,8 @@
 Every registry has the scope ``davinci_zoo``. Those that mmpretrain also has are children of
 mmpretrain's (which are children of mmengine's), so a config with
 ``default_scope='davinci_zoo'`` builds our components, mmpretrain's (``type='ResNet'``) and
-mmengine's (``type='AdamW'``) by their plain names. BACKBONES, IMAGE_TOKENIZERS, OBJECTIVES
-and HEADS are our own; a name they lack is looked up in MODELS.
+mmengine's (``type='AdamW'``) by their plain names. BACKBONES, IMAGE_TOKENIZERS, OBJECTIVES,
+HEADS and SCORERS are our own; a name they lack is looked up in MODELS.
 
 Components arrive through the ``davinci_zoo.plugins`` entry-point group (the core package is
 plugin number one). The first lookup or listing loads the plugins; see
@@ -192,6 +192,8 @@ BACKBONES = ZooRegistry('backbone', fallback=MODELS)
 IMAGE_TOKENIZERS = ZooRegistry('image tokenizer', fallback=MODELS)
 OBJECTIVES = ZooRegistry('objective', fallback=MODELS)
 HEADS = ZooRegistry('head', fallback=MODELS)
+#: Scores how well images [B, 3, H, W] in [0, 1] fit texts (re-ranking of paintings).
+SCORERS = ZooRegistry('scorer', fallback=MODELS)
 
 # Optimisation.
 OPTIMIZERS = _child('optimizer', mmp.OPTIMIZERS)
@@ -214,6 +216,7 @@ REGISTRIES: dict[str, ZooRegistry] = {
         IMAGE_TOKENIZERS,
         OBJECTIVES,
         HEADS,
+        SCORERS,
         DATASETS,
         TRANSFORMS,
         METRICS,

@@ -183,6 +183,24 @@ def test_dead_codes_are_restarted_and_then_used():
     assert third.stats['perplexity'] > 4 * first.stats['perplexity']
 
 
+def test_restarts_go_to_the_worst_represented_latents():
+    """Dead codes move to latents drawn by quantisation error, never to well-served ones."""
+    from davinci_zoo_vqgan.quantizer import VectorQuantizer
+
+    torch.manual_seed(0)
+    quantizer = VectorQuantizer(8, 2, dead_code_threshold=1.0)
+    quantizer.usage[5:] = 0.0  # codes 5, 6, 7 are dead
+    latents = torch.zeros(100, 2)
+    latents[[7, 42, 77]] = torch.tensor([[5.0, 0.0], [0.0, 5.0], [-5.0, -5.0]])
+    errors = torch.zeros(100)
+    errors[[7, 42, 77]] = 1.0  # every other latent sits exactly on its code
+    assert quantizer.restart_dead_codes(latents, errors) == 3
+    revived = quantizer.codebook[5:].detach()
+    distances = torch.cdist(revived, latents[[7, 42, 77]])
+    assert distances.min(1).values.max() < 0.5  # each revived code sits on a badly served latent
+    assert sorted(distances.argmin(1).tolist()) == [0, 1, 2]  # ... a different one each
+
+
 def test_dead_codes_stay_dead_without_restarts():
     torch.manual_seed(0)
     model = build(TINY_F4, restart_interval=0).train()

@@ -1,16 +1,28 @@
 """Measure speed; every mode prints one JSON object (ratios are measured within one run).
 
     python tools/benchmark.py tokenizer configs/tokenizers/vqgan_f4_scenes32.py [--batch 32]
+    OMP_NUM_THREADS=1 python tools/benchmark.py generation --threads 1   # davinci_base
+    python tools/benchmark.py training configs/davinci_base.py --batch 8
 
 Modes:
     tokenizer   encode and decode images/s of the config's image tokenizer (random weights
                 unless --checkpoint is given), fp32, at the config's image size.
+    generation  decoding tokens/s of the config's DaVinci (seeded random weights, fp32):
+                our engine, our engine without caches and Hugging Face's BertLMHeadModel
+                with the same weights, for captioning (beam search) and painting (samples
+                of one caption), after checking that ours and Hugging Face's agree
+                (davinci_zoo/benchmarks/generation.py).
+    training    one config's training step (seeded random weights, image codes given):
+                samples/s, peak memory, FLOPs per step (FlopCounterMode) and utilisation
+                against the best fp32 4096x4096 matrix product, tokenizer encoding on its
+                own, per-op time profile (davinci_zoo/benchmarks/training.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os.path as osp
 import platform
 import sys
@@ -31,7 +43,30 @@ def parse_args(argv=None):
     tokenizer.add_argument('--image-size', type=int, help='default: from the config')
     tokenizer.add_argument('--repeats', type=int, default=5)
     tokenizer.add_argument('--threads', type=int, help='torch threads (default: torch default)')
+    add_generation_parser(modes)
+    training = modes.add_parser('training', help='training step speed and utilisation')
+    training.add_argument('config')
+    training.add_argument('--batch', type=int, default=8)
+    training.add_argument('--steps', type=int, default=5, help='timed steps (the best counts)')
+    training.add_argument('--threads', type=int, help='torch threads (default: torch default)')
     return parser.parse_args(argv)
+
+
+def add_generation_parser(modes) -> None:
+    generation = modes.add_parser('generation', help='decoding speed vs Hugging Face BERT')
+    generation.add_argument('--config', default='configs/davinci_base.py')
+    for flag in ('--hidden-size', '--heads', '--intermediate-size', '--layers'):
+        generation.add_argument(flag, type=int, help='shrink the model (default: the config)')
+    generation.add_argument('--caption-batch', type=int, default=8)
+    generation.add_argument('--caption-tokens', type=int, default=20)
+    generation.add_argument('--beams', type=int, default=2)
+    generation.add_argument('--paint-samples', type=int, default=16)
+    generation.add_argument('--paint-tokens', type=int, help='default: the full code grid')
+    generation.add_argument('--uncached-steps', type=int, default=64)
+    generation.add_argument('--check-tokens', type=int, default=8)
+    generation.add_argument('--repeats', type=int, default=1)
+    generation.add_argument('--seed', type=int, default=0)
+    generation.add_argument('--threads', type=int, help='torch threads (default: torch default)')
 
 
 def best_seconds(function, repeats: int) -> float:
@@ -98,13 +133,63 @@ def benchmark_tokenizer(args) -> dict:
     )
 
 
+def benchmark_generation(args) -> dict:
+    from davinci_zoo.benchmarks.generation import (
+        GenerationSettings,
+        build_random_model,
+        run_generation_benchmark,
+    )
+
+    model = build_random_model(
+        args.config, args.seed, args.hidden_size, args.heads, args.intermediate_size, args.layers
+    )
+    settings = GenerationSettings(
+        caption_batch=args.caption_batch,
+        caption_tokens=args.caption_tokens,
+        beams=args.beams,
+        paint_samples=args.paint_samples,
+        paint_tokens=args.paint_tokens,
+        uncached_steps=args.uncached_steps,
+        check_tokens=args.check_tokens,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    return dict(run_generation_benchmark(model, settings), config=args.config, **machine_info())
+
+
+def benchmark_training(args) -> dict:
+    from mmengine.logging import MMLogger
+    from mmengine.optim import build_optim_wrapper
+
+    from davinci_zoo.benchmarks.training import TrainingSettings, run_training_benchmark
+    from davinci_zoo.registry import MODELS
+
+    cfg = load_config(args.config)
+    if cfg.model.get('image_tokenizer', {}).get('checkpoint'):
+        cfg.model.image_tokenizer.checkpoint = None  # speed does not depend on the weights
+    model = MODELS.build(cfg.model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the optimizer's per-parameter notes would garble the JSON
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    logger.setLevel(level)
+    settings = TrainingSettings(batch=args.batch, steps=args.steps)
+    result = run_training_benchmark(model, optim_wrapper, cfg.model.image_size, settings)
+    return dict(result, config=args.config, **machine_info())
+
+
 def main(argv=None):
     args = parse_args(argv)
     if getattr(args, 'threads', None):
         import torch
 
         torch.set_num_threads(args.threads)
-    result = {'tokenizer': benchmark_tokenizer}[args.mode](args)
+    modes = {
+        'tokenizer': benchmark_tokenizer,
+        'generation': benchmark_generation,
+        'training': benchmark_training,
+    }
+    result = modes[args.mode](args)
     print(json.dumps(result, indent=2))
     return result
 

@@ -22,5 +22,6 @@ python -m pip install --disable-pip-version-check -q \
     -c requirements/constraints.txt \
     -e ".[dev]" \
     -e plugins/vqgan \
-    -e plugins/dvae
+    -e plugins/dvae \
+    -e plugins/clip
 echo "setup: done ($(python -c 'import davinci_zoo; print("davinci-zoo", davinci_zoo.__version__)'))"

@@ -1,5 +1,5 @@
 # The tiny scene tokenizer, shared by its training config and the DaVinci that paints with it
-# (one definition, so the weights always fit): 32 px -> 8x8 codes from 512 entries.
+# (one definition, so the weights always fit): 32 px -> 8x8 codes from 1024 entries.
 image_tokenizer = dict(
     type='VQGAN',
     ch=16,
@@ -8,10 +8,13 @@ image_tokenizer = dict(
     attn_resolutions=(),
     z_channels=32,
     embed_dim=32,
-    codebook_size=512,
+    codebook_size=1024,
     resolution=32,
     norm_groups=8,
     codebook_update='ema',
     restart_interval=50,
+    # Objects cover a quarter of the cells, so their codes are rare: only codes unused for
+    # many batches count as dead (a threshold near 1 per batch would keep restarting them).
+    dead_code_threshold=0.02,
     checkpoint=None,  # the quick start sets the trained weights
 )

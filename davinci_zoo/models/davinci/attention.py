@@ -2,6 +2,10 @@
 
 The original divides its additive mask by sqrt(head_dim) too (-10000/8 instead of -10000,
 DAVINCI.md 1.3); both are "minus infinity" in fp32, so a plain additive bias is used here.
+
+For decoding, keys/values may be shared by groups of query rows (the memory of one input,
+read by all its beams or samples: stored once, not repeated), and :class:`KeyValueCache`
+holds the decoder's self-attention keys/values in buffers written in place step by step.
 """
 
 from __future__ import annotations
@@ -51,14 +55,51 @@ class MultiHeadAttention(nn.Module):
         values: torch.Tensor,
         bias: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Queries from hidden [B, L, D] over keys/values [B, H, S, D/H] -> [B, L, D]."""
+        """Queries from hidden [B, L, D] over keys/values [M, H, S, D/H] -> [B, L, D].
+
+        M = B: row b attends to keys row b. M < B (shared keys, M divides B): rows
+        m*g .. m*g + g - 1 (g = B / M) all attend to keys row m; ``bias`` must then be the
+        same for every query (shape [M or 1, 1, 1, S]), as a memory's padding bias is.
+        """
         queries = self.split_heads(self.query(hidden))
+        batch, _, length, _ = queries.shape
+        shared = len(keys) != batch
+        if shared:
+            queries = group_rows(queries, len(keys))
         dropout = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(
             queries, keys, values, attn_mask=bias, dropout_p=dropout
         )
-        batch, _, length, _ = out.shape
+        if shared:
+            return ungroup_rows(out, batch)
         return out.transpose(1, 2).reshape(batch, length, -1)
+
+
+def group_rows(queries: torch.Tensor, groups: int) -> torch.Tensor:
+    """[B, H, L, d] -> [M, H, g*L, d] (M = ``groups``, g = B / M): each group's queries in one row.
+
+    Attention treats queries independently, so g rows over one keys row are the same as one
+    row of g*L queries over it; :func:`ungroup_rows` undoes this on the output. With L = 1
+    (a decoding step) the result is a view, not a copy.
+    """
+    batch, heads, length, width = queries.shape
+    if groups < 1 or batch % groups:
+        raise ValueError(f'{batch} query rows cannot share keys of {groups} rows')
+    per_group = batch // groups
+    grouped = queries.view(groups, per_group, heads, length, width).transpose(1, 2)
+    return grouped.reshape(groups, heads, per_group * length, width)
+
+
+def ungroup_rows(out: torch.Tensor, batch: int) -> torch.Tensor:
+    """Attention output [M, H, g*L, d] of :func:`group_rows`' queries -> [B, L, H*d] (B = M*g).
+
+    Undoes the grouping and merges the heads in one copy.
+    """
+    groups, heads, total, width = out.shape
+    per_group = batch // groups
+    length = total // per_group
+    ungrouped = out.view(groups, heads, per_group, length, width).permute(0, 2, 3, 1, 4)
+    return ungrouped.reshape(batch, length, heads * width)
 
 
 class RelativePositionBias2d(nn.Module):
@@ -116,3 +157,78 @@ def resize_relative_table(table: torch.Tensor, grid: tuple[int, int]) -> torch.T
         image, size=(2 * rows - 1, 2 * cols - 1), mode='bicubic', align_corners=False
     )
     return resized.reshape(heads, -1).T.to(table.dtype).contiguous()
+
+
+class KeyValueCache:
+    """Self-attention keys/values of every decoder layer for incremental decoding, preallocated.
+
+    ``buffer`` [N, layers, 2, H, capacity, d] holds, for each of the N rows and each layer,
+    the keys (index 0) and values (1) of the ``length`` positions fed so far. A step writes
+    its positions into the next free slots in place (no concatenation) and attends over the
+    filled prefix, a view. The buffer is allocated on the first write with room for
+    ``capacity`` positions (or that write's, if more); it doubles whenever a write overflows.
+
+    Protocol of one decoder call over L new positions: every layer ``i`` calls
+    ``slot(i).store(keys, values)``, then the decoder calls :meth:`advance` (L).
+    """
+
+    def __init__(self, num_layers: int, capacity: int = 0) -> None:
+        self.num_layers, self.capacity, self.length = num_layers, capacity, 0
+        self.buffer: torch.Tensor | None = None
+
+    def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values [N, H, length, d] of layer ``index`` (views into the buffer)."""
+        filled = self.buffer[:, index, :, :, : self.length]
+        return filled[:, 0], filled[:, 1]
+
+    def slot(self, index: int) -> CacheSlot:
+        """Layer ``index``'s handle for :class:`~.layers.TransformerLayer` (``past_kv``)."""
+        return CacheSlot(self, index)
+
+    def store(self, index: int, keys: torch.Tensor, values: torch.Tensor):
+        """Write layer ``index``'s keys/values [N, H, L, d] after the ``length`` filled slots.
+
+        Returns the layer's keys and values [N, H, length + L, d] (views into the buffer).
+        """
+        end = self.length + keys.shape[2]
+        if self.buffer is None:
+            rows, heads, _, width = keys.shape
+            shape = (rows, self.num_layers, 2, heads, max(self.capacity, end), width)
+            self.buffer = keys.new_empty(shape)
+        elif end > self.buffer.shape[4]:
+            self._resize(max(end, 2 * self.buffer.shape[4]))
+        written = self.buffer[:, index, :, :, self.length : end]
+        written[:, 0] = keys
+        written[:, 1] = values
+        filled = self.buffer[:, index, :, :, :end]
+        return filled[:, 0], filled[:, 1]
+
+    def advance(self, count: int) -> None:
+        """Mark ``count`` more positions filled (after every layer stored them)."""
+        self.length += count
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep (or repeat) rows ``index`` [N'] of the filled positions."""
+        if self.buffer is None:
+            return
+        kept = self.buffer[index, :, :, :, : self.length]  # a gather of the filled prefix
+        if len(index) != len(self.buffer):
+            self.buffer = self.buffer.new_empty((len(index), *self.buffer.shape[1:]))
+        self.buffer[:, :, :, :, : self.length] = kept
+
+    def _resize(self, capacity: int) -> None:
+        """Move the filled positions into a buffer with room for ``capacity`` positions."""
+        old = self.buffer
+        self.buffer = old.new_empty((*old.shape[:4], capacity, old.shape[5]))
+        self.buffer[:, :, :, :, : self.length] = old[:, :, :, :, : self.length]
+
+
+class CacheSlot:
+    """One layer's view of a :class:`KeyValueCache`: ``store(keys, values)`` as the layer
+    sees it (keys/values [N, H, L, d] in, the layer's [N, H, length + L, d] out)."""
+
+    def __init__(self, cache: KeyValueCache, index: int) -> None:
+        self.cache, self.index = cache, index
+
+    def store(self, keys: torch.Tensor, values: torch.Tensor):
+        return self.cache.store(self.index, keys, values)

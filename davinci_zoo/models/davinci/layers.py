@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention, RelativePositionBias2d
+from .attention import CacheSlot, MultiHeadAttention, RelativePositionBias2d
 
 
 class AttentionOutput(nn.Module):
@@ -102,16 +102,22 @@ class TransformerLayer(nn.Module):
         self_bias: torch.Tensor | None,
         memory_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         memory_bias: torch.Tensor | None = None,
-        past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_kv: tuple[torch.Tensor, torch.Tensor] | CacheSlot | None = None,
     ):
         """hidden [B, L, D] -> ([B, L, D], this layer's self-attention keys/values).
 
-        ``past_kv`` (cached keys/values [B, H, P, D/H] of earlier positions) are prepended
-        to this call's keys/values; ``memory_kv`` are the cross-attention keys/values of the
-        memory, computed once per input by :meth:`memory_keys_values`.
+        ``past_kv`` holds the keys/values of earlier positions: a tuple of [B, H, P, D/H]
+        that this call's keys/values are appended to (new tensors), or a :class:`CacheSlot`
+        of a preallocated :class:`~.attention.KeyValueCache` that stores them in place; either
+        way the returned keys/values [B, H, P + L, D/H] cover every position. ``memory_kv``
+        are the cross-attention keys/values of the memory, computed once per input by
+        :meth:`memory_keys_values`, [B, H, S, D/H] or shared by groups of rows, [M, H, S, D/H]
+        (see :meth:`~.attention.MultiHeadAttention.attend`).
         """
         keys, values = self.attention.self.keys_values(hidden)
-        if past_kv is not None:
+        if isinstance(past_kv, CacheSlot):
+            keys, values = past_kv.store(keys, values)
+        elif past_kv is not None:
             keys = torch.cat([past_kv[0], keys], dim=2)
             values = torch.cat([past_kv[1], values], dim=2)
         hidden = self.attention(hidden, keys, values, self_bias)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import NEG_INF
+from .attention import NEG_INF, KeyValueCache
 from .embeddings import TextEmbeddings
 from .layers import TransformerLayer
 
@@ -151,26 +151,54 @@ class DaVinciDecoder(nn.Module):
         memory_kv: list,
         memory_mask: torch.Tensor,
         padding_mask: torch.Tensor | None = None,
-        past: list | None = None,
+        past: list | KeyValueCache | None = None,
     ):
-        """ids [B, L] at positions [B, L] -> (hidden [B, L, D], new past per layer).
+        """ids [B, L] at positions [B, L] -> (hidden [B, L, D], new past).
 
         Position i attends to past positions and to positions <= i of this call;
         ``padding_mask`` [B, P + L] (1 = real) additionally hides padded keys.
+
+        ``past``: None; per layer (keys, values) [B, H, P, D/H], returned extended by this
+        call's positions as a new list; or a :class:`~.attention.KeyValueCache`, which
+        stores this call's keys/values in place and is returned. ``memory_kv`` per layer
+        [B, H, S, D/H], or [M, H, S, D/H] with ``memory_mask`` [M, S] when groups of B / M
+        rows share one memory (an input's beams or samples).
         """
         hidden = self.embeddings(ids, positions)
         length = ids.shape[1]
-        cached = 0 if past is None else past[0][0].shape[2]
-        causal = torch.ones(length, cached + length, dtype=torch.bool, device=ids.device)
-        causal = torch.tril(causal, diagonal=cached)
-        bias = torch.zeros(causal.shape, dtype=hidden.dtype, device=ids.device)
-        bias = bias.masked_fill(~causal, NEG_INF)[None, None]
+        bias = None  # one new position attends to every cached one and to itself
+        if length > 1:
+            bias = causal_bias(length, past_length(past), hidden.dtype, ids.device)
         if padding_mask is not None:
-            bias = bias + padding_bias(padding_mask, hidden.dtype)
+            padding = padding_bias(padding_mask, hidden.dtype)
+            bias = padding if bias is None else bias + padding
         memory_bias = padding_bias(memory_mask, hidden.dtype)
+        if isinstance(past, KeyValueCache):
+            slots = [past.slot(index) for index in range(len(self.layers))]
+        else:
+            slots = past or [None] * len(self.layers)
         new_past = []
-        for index, layer in enumerate(self.layers):
-            layer_past = None if past is None else past[index]
-            hidden, kv = layer(hidden, bias, memory_kv[index], memory_bias, layer_past)
+        for layer, layer_memory, slot in zip(self.layers, memory_kv, slots):
+            hidden, kv = layer(hidden, bias, layer_memory, memory_bias, slot)
             new_past.append(kv)
+        if isinstance(past, KeyValueCache):
+            past.advance(length)
+            return hidden, past
         return hidden, new_past
+
+
+def past_length(past: list | KeyValueCache | None) -> int:
+    """How many positions ``past`` (as :meth:`DaVinciDecoder.forward` takes it) holds."""
+    if past is None:
+        return 0
+    if isinstance(past, KeyValueCache):
+        return past.length
+    return past[0][0].shape[2]
+
+
+def causal_bias(length: int, cached: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Additive bias [1, 1, L, P + L]: new position i sees the P cached ones and new ones <= i."""
+    causal = torch.ones(length, cached + length, dtype=torch.bool, device=device)
+    causal = torch.tril(causal, diagonal=cached)
+    bias = torch.zeros(causal.shape, dtype=dtype, device=device)
+    return bias.masked_fill(~causal, NEG_INF)[None, None]

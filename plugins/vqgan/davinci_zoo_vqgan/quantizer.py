@@ -168,7 +168,8 @@ class VectorQuantizer(nn.Module):
             self._update_ema(counts, _sum_over_processes(assignments.t() @ flat))
         self.usage.mul_(self.usage_decay).add_(counts, alpha=1 - self.usage_decay)
         if restart:
-            self.restart_dead_codes(flat)
+            errors = (flat - self.codebook[codes.flatten()]).pow(2).sum(1)
+            self.restart_dead_codes(flat, errors)
 
     def _update_ema(self, counts: torch.Tensor, sums: torch.Tensor) -> None:
         """Move each code to the smoothed mean of the latents assigned to it."""
@@ -183,21 +184,27 @@ class VectorQuantizer(nn.Module):
         self.embedding.weight.copy_(self.ema_embed_sum / smoothed[:, None])
 
     @torch.no_grad()
-    def restart_dead_codes(self, flat_latents: torch.Tensor) -> int:
-        """Move every dead code to a random row of ``flat_latents`` [N, D] (plus tiny noise).
+    def restart_dead_codes(
+        self, flat_latents: torch.Tensor, errors: torch.Tensor | None = None
+    ) -> int:
+        """Move every dead code to a row of ``flat_latents`` [N, D] (plus tiny noise).
 
-        The revived codes' usage is reset to the threshold. Random choices come from torch's
-        global generator, so they repeat under ``torch.manual_seed``. Returns the number of
-        codes restarted.
+        Rows are drawn with probability proportional to ``errors`` [N] (each row's squared
+        distance to its code; uniform when None), without replacement while rows last: revived
+        codes go where the codebook represents the data worst, not where data is merely
+        frequent (a frequent, well-served latent such as a plain background would otherwise
+        collect many interchangeable codes). The revived codes' usage is reset to the
+        threshold. Random choices come from torch's global generator, so they repeat under
+        ``torch.manual_seed``. Returns the number of codes restarted.
         """
         dead = self.dead_codes().nonzero().flatten()
         if dead.numel() == 0 or flat_latents.shape[0] == 0:
             return 0
-        rows = flat_latents.shape[0]
-        if dead.numel() <= rows:
-            picks = torch.randperm(rows, device=flat_latents.device)[: dead.numel()]
-        else:
-            picks = torch.randint(rows, (dead.numel(),), device=flat_latents.device)
+        weights = torch.ones(len(flat_latents), device=flat_latents.device)
+        if errors is not None and float(errors.sum()) > 0:
+            weights = errors.float()
+        enough = dead.numel() <= int((weights > 0).sum())
+        picks = torch.multinomial(weights, dead.numel(), replacement=not enough)
         chosen = flat_latents[picks]
         noise_scale = 1e-2 * flat_latents.std().clamp_min(1e-6)
         chosen = _same_as_first_process(chosen + noise_scale * torch.randn_like(chosen))

@@ -1,0 +1,1 @@
+"""Speed measurements behind ``tools/benchmark.py`` (JSON results, ratios within one run)."""

@@ -1,0 +1,619 @@
+"""The generation engine: cached steps, beam search, sampling controls, completion, re-ranking.
+
+Beam search is held to exhaustive enumeration twice: on a stub decoder whose next-token
+distribution depends on its row's whole history (EOS, length penalty, minimum length and
+repetition penalty all in play, scored by hand), and on the real model painting a 2x2 code
+grid from a 3-entry codebook (scored by teacher forcing). Completion is held to the
+PrefixImage objective it mirrors, the likelihood scorer to a hand-rolled token-by-token sum.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_davinci_model import (
+    CODEBOOK,
+    SCENES,
+    TEXT_VOCAB,
+    VOCAB,
+    build_model,
+    record,
+    scramble,
+    spy,
+)
+
+from davinci_zoo.models.davinci import inference
+from davinci_zoo.models.davinci.beam_search import beam_search
+from davinci_zoo.models.davinci.generation import (
+    DecoderState,
+    GenerationConfig,
+    SamplingConfig,
+    generate,
+    penalize_repetition,
+    start_decoding,
+)
+from davinci_zoo.models.davinci.objectives import PrefixImage
+from davinci_zoo.models.davinci.vocabulary import IMAGE, TEXT
+from davinci_zoo.models.image_tokenizer import ImageTokenizer
+from davinci_zoo.registry import IMAGE_TOKENIZERS, SCORERS
+
+CLS, SEP, IMAGE_BOS = 101, 102, 2
+
+
+@IMAGE_TOKENIZERS.register_module(force=True)
+class PatchTokenizer(ImageTokenizer):
+    """An exact test tokenizer: code c is patch c of a fixed codebook [K, 3, f, f].
+
+    ``encode`` picks the nearest patch of each f x f cell, so an image tiled from codebook
+    patches round-trips bitwise. The codebook is a buffer (saved with the model); tests fill it.
+    """
+
+    def __init__(self, codebook_size: int, downsample_factor: int = 4) -> None:
+        super().__init__()
+        self.codebook_size, self.downsample_factor = codebook_size, downsample_factor
+        shape = (codebook_size, 3, downsample_factor, downsample_factor)
+        self.register_buffer('codebook', torch.zeros(shape))
+
+    def patches(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> [B, h, w, 3*f*f]."""
+        f = self.downsample_factor
+        cells = images.unfold(2, f, f).unfold(3, f, f)  # [B, 3, h, w, f, f]
+        return cells.permute(0, 2, 3, 1, 4, 5).flatten(3)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        self.check_images(images)
+        patches = self.patches(images)
+        distances = torch.cdist(patches.flatten(0, 2), self.codebook.flatten(1))
+        return distances.argmin(-1).view(patches.shape[:3])
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        batch, height, width = codes.shape
+        f = self.downsample_factor
+        cells = self.codebook[codes]  # [B, h, w, 3, f, f]
+        return cells.permute(0, 3, 1, 4, 2, 5).reshape(batch, 3, height * f, width * f)
+
+
+def scene_images(count=2):
+    images = torch.stack([SCENES[i]['images'] for i in range(count)])
+    return images, [SCENES[i]['caption'] for i in range(count)]
+
+
+def scrambled_model(seed, **overrides):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model(**overrides).eval()
+    scramble(model.decoder, seed=seed)
+    return model
+
+
+def encoded_captions(model, captions):
+    text_ids, text_mask = model.tokenize(captions)
+    with torch.no_grad():
+        return model.encode(None, text_ids, text_mask)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Cached steps = teacher forcing, through prompt, expansion and beam-style reordering
+# --------------------------------------------------------------------------------------------
+def test_cached_steps_equal_teacher_forcing_after_expansion_and_reordering():
+    """Every step's logits equal the teacher-forced logits of the sequence its row now holds,
+    while rows are copied per sample and reshuffled (with repeats) the way beams are."""
+    model = scrambled_model(seed=21)
+    generator = torch.Generator().manual_seed(22)
+    memory = torch.randn(2, 9, 32, generator=generator)
+    memory_mask = torch.ones(2, 9)
+    memory_mask[1, 6:] = 0
+    memory[1, 6:] = 100.0  # hidden keys must not count
+    text_prompt = inference.text_prompt(model, 'a picture of', 2)
+    tokens = model.text_tokenizer.tokens
+    assert [tokens[i] for i in text_prompt[0].tolist()] == ['[CLS]', 'a', 'picture', 'of']
+    image_prompt = torch.full((2, 1), IMAGE_BOS)
+    for prompt, modality, first in ((text_prompt, TEXT, 0), (image_prompt, IMAGE, 24)):
+        low, high = model.vocab.id_range(modality)
+        state = DecoderState(model, memory, memory_mask)
+        with torch.no_grad():
+            logits, sequence, positions = start_decoding(state, prompt, modality, first, 3)
+        owner = torch.arange(2).repeat_interleave(3)  # which input each row belongs to
+        assert torch.equal(sequence, prompt[owner])
+        for step in range(6):
+            length = sequence.shape[1]
+            with torch.no_grad():
+                full = model.decoder_logits(
+                    sequence,
+                    first + torch.arange(length),
+                    memory[owner],
+                    memory_mask[owner],
+                    modality,
+                )
+            torch.testing.assert_close(logits, full[:, -1], atol=1e-5, rtol=0)
+            index = torch.randint(0, 6, (6,), generator=generator)
+            state.reorder(index)
+            owner, sequence = owner[index], sequence[index]
+            token = torch.randint(low, high, (6,), generator=generator)
+            sequence = torch.cat([sequence, token[:, None]], dim=1)
+            with torch.no_grad():
+                logits = state.step(token[:, None], positions[-1:] + step + 1, modality)
+
+
+def test_a_text_prompt_is_continued_greedily():
+    model = scrambled_model(seed=23)
+    images, _ = scene_images()
+    written = inference.write_texts(model, images, GenerationConfig(max_length=6), 'a picture of')
+    empty_ids, empty_mask = model.tokenize(['', ''])
+    prompt = inference.text_prompt(model, 'a picture of', 2)
+    with torch.no_grad():
+        memory, memory_mask = model.encode(images, empty_ids, empty_mask)
+        ids = generate(model, memory, memory_mask, prompt, TEXT, 6, eos_id=SEP)
+        sequence = torch.cat([prompt, ids], 1)
+        full = model.decoder_logits(sequence, torch.arange(10), memory, memory_mask, TEXT)
+    assert torch.equal(full[:, 3:-1].argmax(-1), ids)  # prompt at positions 0-3, then ids
+    assert written == [model.text_tokenizer.decode(row) for row in ids.tolist()]
+    assert written[0] and not written[0].startswith('a picture of')
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Beam search against exhaustive search
+# --------------------------------------------------------------------------------------------
+START, LOCAL_VOCAB, MEMO = 10, 4, 7
+EOS = START + LOCAL_VOCAB - 1
+
+
+def history_key(history: list[int] | torch.Tensor) -> int | torch.Tensor:
+    """An order-sensitive hash of a whole sequence (prompt included) into MEMO buckets."""
+    if isinstance(history, torch.Tensor):
+        weights = 7 * torch.arange(1, history.shape[1] + 1) + 3
+        return (history * weights).sum(-1) % MEMO
+    return sum(h * (7 * (i + 1) + 3) for i, h in enumerate(history)) % MEMO
+
+
+class HistoryStub:
+    """Stands in for DecoderState: row r of input b gets logits ``tables[b, key(history)]``."""
+
+    def __init__(self, tables: torch.Tensor) -> None:
+        self.tables = tables  # [B, MEMO, V]
+        self.owner = torch.arange(len(tables))
+        self.history = None
+        self.positions: list[list[int]] = []
+
+    def id_range(self, modality):
+        return START, START + LOCAL_VOCAB
+
+    def step(self, ids, positions, modality):
+        self.positions.append(positions.tolist())
+        self.history = ids if self.history is None else torch.cat([self.history, ids], 1)
+        return self.tables[self.owner, history_key(self.history)]
+
+    def reorder(self, index):
+        self.owner, self.history = self.owner[index], self.history[index]
+
+
+def hand_score(tables, row, prompt, continuation, length_penalty, penalty, min_new):
+    """Score of one finished hypothesis, step by step with plain Python."""
+    history, total = list(prompt), 0.0
+    for step, token in enumerate(continuation):
+        logits = tables[row, history_key(history)].tolist()
+        for seen in set(history):
+            if START <= seen < START + LOCAL_VOCAB:
+                value = logits[seen - START]
+                logits[seen - START] = value / penalty if value > 0 else value * penalty
+        if step < min_new:
+            logits[EOS - START] = -math.inf
+        log_norm = math.log(sum(math.exp(v) for v in logits if v > -math.inf))
+        total += logits[token - START] - log_norm
+        history.append(token)
+    return total / len(continuation) ** length_penalty
+
+
+def all_hypotheses(length: int) -> list[tuple[int, ...]]:
+    """Every finished sequence: ends with EOS at some step, or runs to ``length`` without."""
+    words = [START + i for i in range(LOCAL_VOCAB - 1)]
+    found = []
+    for n in range(length):
+        found += [(*body, EOS) for body in itertools.product(words, repeat=n)]
+    return found + list(itertools.product(words, repeat=length))
+
+
+@pytest.mark.parametrize(
+    'length_penalty, penalty, min_new',
+    [(0.0, 1.0, 0), (1.0, 1.0, 0), (0.7, 1.6, 2), (-0.5, 1.0, 1)],
+)
+def test_beam_as_wide_as_all_hypotheses_is_exhaustive_search(length_penalty, penalty, min_new):
+    generator = torch.Generator().manual_seed(31)
+    tables = 2 * torch.randn(2, MEMO, LOCAL_VOCAB, generator=generator)
+    prompt = torch.tensor([[5, START + 1], [6, START]])  # in-range ids: penalized from step 0
+    length = 3
+    hypotheses = all_hypotheses(length)
+    stub = HistoryStub(tables)
+    pool = beam_search(
+        stub,
+        prompt,
+        TEXT,
+        length,
+        len(hypotheses),
+        first_position=4,
+        eos_id=EOS,
+        min_new_tokens=min_new,
+        length_penalty=length_penalty,
+        repetition_penalty=penalty,
+        pad_id=0,
+    )
+    assert pool.ids.shape == (2, len(hypotheses), length)
+    assert stub.positions == [[4, 5], [6], [7]]
+    for row in range(2):
+        scores = {
+            h: hand_score(tables, row, prompt[row].tolist(), h, length_penalty, penalty, min_new)
+            for h in hypotheses
+        }
+        finite = {h: s for h, s in scores.items() if s > -math.inf}
+        found = {
+            tuple(t for t in ids if t != 0): float(score)
+            for ids, score in zip(pool.ids[row].tolist(), pool.scores[row])
+            if score > -math.inf
+        }
+        assert found.keys() == finite.keys()
+        assert int(torch.isfinite(pool.scores[row]).sum()) == len(finite)
+        for hypothesis, score in found.items():
+            assert score == pytest.approx(finite[hypothesis], abs=1e-5)
+        best = max(finite, key=finite.get)
+        assert tuple(t for t in pool.ids[row, 0].tolist() if t != 0) == best
+        assert list(pool.scores[row]) == sorted(pool.scores[row], reverse=True)
+
+        narrow = beam_search(
+            HistoryStub(tables), prompt, TEXT, length, 2, 4, EOS, min_new, length_penalty, penalty
+        )
+        kept = tuple(t for t in narrow.ids[row, 0].tolist() if t != 0)
+        assert float(narrow.scores[row, 0]) == pytest.approx(finite[kept], abs=1e-5)
+        assert float(narrow.scores[row, 0]) <= finite[best] + 1e-6
+
+
+def plain_beam_search(tables, row, prompt, beams, length, length_penalty):
+    """Beam search in plain Python with the same rules, never stopping before ``length``."""
+    live, finished = [(0.0, [])], []
+    for step in range(length):
+        candidates = []
+        for total, tokens in live:
+            log_probs = tables[row, history_key(prompt + tokens)].log_softmax(-1).tolist()
+            candidates += [(total + p, tokens + [START + v]) for v, p in enumerate(log_probs)]
+        candidates = sorted(candidates, key=lambda c: -c[0])[: 2 * beams]
+        live = []
+        for rank, (total, tokens) in enumerate(candidates):
+            if tokens[-1] == EOS:
+                if rank < beams:
+                    finished.append((total / (step + 1) ** length_penalty, tokens))
+            elif len(live) < beams:
+                live.append((total, tokens))
+    finished += [(total / length**length_penalty, tokens) for total, tokens in live]
+    return max(finished)
+
+
+@pytest.mark.parametrize('length_penalty', [2.0, 0.5, -1.0])
+def test_narrow_beams_stop_early_only_when_nothing_better_can_come(length_penalty):
+    """Two beams over six steps: the result equals a search that always runs to the end."""
+    for seed in range(10):
+        generator = torch.Generator().manual_seed(seed)
+        tables = 2 * torch.randn(2, MEMO, LOCAL_VOCAB, generator=generator)
+        tables[..., EOS - START] += 0.5
+        prompt = torch.tensor([[5], [6]])
+        pool = beam_search(
+            HistoryStub(tables), prompt, TEXT, 6, 2, eos_id=EOS, length_penalty=length_penalty
+        )
+        for row in range(2):
+            score, tokens = plain_beam_search(tables, row, [5 + row], 2, 6, length_penalty)
+            assert [t for t in pool.ids[row, 0].tolist() if t != 0] == tokens
+            assert float(pool.scores[row, 0]) == pytest.approx(score, abs=1e-5)
+
+
+class StepStub:
+    """Every row gets ``first`` logits for the first new token and ``later`` ones after it."""
+
+    def __init__(self, first: list[float], later: list[float]) -> None:
+        self.logits, self.calls = [torch.tensor(first), torch.tensor(later)], 0
+
+    def id_range(self, modality):
+        return START, START + LOCAL_VOCAB
+
+    def step(self, ids, positions, modality):
+        self.calls += 1
+        return self.logits[min(self.calls - 1, 1)].expand(len(ids), -1)
+
+    def reorder(self, index):
+        pass
+
+
+def test_length_penalty_and_exact_early_stopping_with_one_beam():
+    """EOS is likely first (log p ~ -0.17), then a token that is almost certain: a long
+    hypothesis wins only under a length penalty, and the search must not stop before it."""
+    first, later = [0.5, 0.0, 0.0, 3.0], [8.0, 0.0, 0.0, -8.0]
+    start_logp = torch.tensor(first).log_softmax(-1)
+    then_logp = torch.tensor(later).log_softmax(-1)
+    long_sum = float(start_logp[0] + 7 * then_logp[0])
+    prompt = torch.tensor([[5]])
+    for length_penalty, expected, score in (
+        (0.0, [EOS], float(start_logp[-1])),
+        (2.0, [START] * 8, long_sum / 64),
+    ):
+        stub = StepStub(first, later)
+        pool = beam_search(stub, prompt, TEXT, 8, 1, eos_id=EOS, length_penalty=length_penalty)
+        assert [t for t in pool.ids[0, 0].tolist() if t != 0] == expected
+        assert float(pool.scores[0, 0]) == pytest.approx(score, abs=1e-5)
+    assert stub.calls == 8  # lp 2: all the way
+    assert long_sum / 64 > float(start_logp[-1]) > long_sum / 4  # stopping at step 1 is wrong
+    stub = StepStub(first, later)
+    beam_search(stub, prompt, TEXT, 8, 1, eos_id=EOS, length_penalty=0.0)
+    assert stub.calls == 1  # lp 0: nothing can beat [EOS] once it is found
+
+
+def test_one_beam_without_length_penalty_is_greedy():
+    for seed in range(12):
+        generator = torch.Generator().manual_seed(seed)
+        tables = 2 * torch.randn(2, MEMO, LOCAL_VOCAB, generator=generator)
+        tables[..., EOS - START] += 1.0  # EOS often wins somewhere
+        prompt = torch.tensor([[5], [6]])
+        pool = beam_search(HistoryStub(tables), prompt, TEXT, 6, 1, eos_id=EOS, length_penalty=0)
+        for row in range(2):
+            history, greedy = [int(prompt[row, 0])], []
+            while len(greedy) < 6 and (not greedy or greedy[-1] != EOS):
+                token = START + int(tables[row, history_key(history)].argmax())
+                greedy.append(token)
+                history.append(token)
+            assert pool.ids[row, 0].tolist() == greedy + [0] * (6 - len(greedy))
+
+    model = scrambled_model(seed=24)
+    memory, memory_mask = encoded_captions(model, scene_images()[1])
+    for prompt, modality, eos in (
+        (torch.full((2, 1), CLS), TEXT, SEP),
+        (torch.full((2, 1), 2), IMAGE, None),
+    ):
+        greedy = generate(model, memory, memory_mask, prompt, modality, 10, eos_id=eos)
+        state = DecoderState(model, memory, memory_mask)
+        pool = beam_search(state, prompt, modality, 10, 1, eos_id=eos, length_penalty=0)
+        assert torch.equal(pool.ids[:, 0, : greedy.shape[1]], greedy)
+
+
+def test_beam_search_through_the_real_model_is_exhaustive_on_a_tiny_codebook():
+    """A 3-entry codebook and a 2x2 code grid: 81 paintings, all kept by 81 beams."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    tokenizer = dict(type='PatchTokenizer', codebook_size=3, downsample_factor=16)
+    model = build_model(image_tokenizer=tokenizer).eval()
+    scramble(model.decoder, seed=25)
+    assert model.vocab.code_grid == (2, 2) and model.vocab.size == TEXT_VOCAB + 3
+    captions = scene_images()[1]
+    codes, scores = inference.paint_codes(model, captions, GenerationConfig(num_beams=81), 81)
+    assert codes.shape == (2, 81, 2, 2) and scores.shape == (2, 81)
+
+    every = torch.tensor(list(itertools.product(range(3), repeat=4)))  # [81, 4]
+    memory, memory_mask = encoded_captions(model, captions)
+    owner = torch.arange(2).repeat_interleave(81)
+    ids = torch.cat([torch.full((162, 1), 2), TEXT_VOCAB + every.repeat(2, 1)], 1)
+    with torch.no_grad():
+        logits = model.decoder_logits(
+            ids[:, :-1], torch.arange(4), memory[owner], memory_mask[owner], IMAGE
+        )
+    totals = logits.log_softmax(-1).gather(-1, ids[:, 1:, None] - TEXT_VOCAB)[..., 0].sum(1)
+    expected = (totals / 4).view(2, 81)  # length penalty 1 over 4 codes
+    for row in range(2):
+        found = {tuple(c.flatten().tolist()): float(s) for c, s in zip(codes[row], scores[row])}
+        assert len(found) == 81
+        for index, sequence in enumerate(every.tolist()):
+            assert found[tuple(sequence)] == pytest.approx(float(expected[row, index]), abs=1e-5)
+        assert codes[row, 0].flatten().tolist() == every[expected[row].argmax()].tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Modality, seeds, repetition penalty, length limits
+# --------------------------------------------------------------------------------------------
+CONFIGS = [
+    GenerationConfig(),
+    GenerationConfig(do_sample=True, top_k=50, seed=0),
+    GenerationConfig(num_beams=3),
+]
+
+
+def test_writing_and_painting_stay_in_their_modality_under_every_decoder():
+    model = scrambled_model(seed=26)
+    images, captions = scene_images()
+    memory, memory_mask = encoded_captions(model, captions)
+    text_prompt = torch.full((2, 1), CLS)
+    image_prompt = torch.full((2, 1), IMAGE_BOS)
+    with torch.no_grad():
+        model.decoder.head.bias[TEXT_VOCAB:] += 50.0  # unrestricted, text would never win
+    for config in CONFIGS:
+        out = inference.decode(model, memory, memory_mask, text_prompt, TEXT, config, 12, 0, 0, SEP)
+        assert out.ids.shape[:2] == (2, 1)
+        assert ((out.ids >= 0) & (out.ids < TEXT_VOCAB)).all()
+        assert all(inference.write_texts(model, images, config))
+    with torch.no_grad():
+        model.decoder.head.bias[TEXT_VOCAB:] -= 50.0
+        model.decoder.head.bias[:TEXT_VOCAB] += 50.0  # now text ids would always win
+    for config in CONFIGS:
+        out = inference.decode(model, memory, memory_mask, image_prompt, IMAGE, config, 64)
+        assert ((out.ids >= TEXT_VOCAB) & (out.ids < VOCAB)).all()
+        codes, _ = inference.paint_codes(model, captions, config)
+        assert codes.shape == (2, 1, 8, 8) and ((codes >= 0) & (codes < CODEBOOK)).all()
+        completed = inference.complete_codes(model, images, 2, captions, config)
+        assert ((completed >= 0) & (completed < CODEBOOK)).all()
+
+
+def test_seeded_samples_repeat_differ_by_seed_and_share_one_encoder_pass():
+    model = scrambled_model(seed=27)
+    captions = scene_images()[1]
+    encodes = spy(model, 'encode')
+    memory_passes = spy(model.decoder, 'memory_keys_values')
+
+    def draw(seed):
+        config = GenerationConfig(do_sample=True, seed=seed)
+        return inference.paint_codes(model, captions, config, samples=4)[0]
+
+    first = draw(1)
+    assert first.shape == (2, 4, 8, 8)
+    assert len(encodes) == 1 and encodes[0][1].shape[0] == 2  # 2 captions, not 8 copies
+    assert len(memory_passes) == 1 and memory_passes[0][0].shape[0] == 2
+    assert torch.equal(draw(1), first)
+    assert not torch.equal(draw(2), first)
+    assert len({tuple(sample.flatten().tolist()) for sample in first[0]}) == 4
+
+
+def test_repetition_penalty_transforms_seen_logits():
+    logits = torch.tensor([[2.0, -1.0, 0.5, -3.0], [1.0, 1.0, -2.0, 4.0]])
+    seen = torch.tensor([[10, 11, 11, 3], [13, 99, 12, 0]])  # 3, 99, 0: outside ids 10-13
+    out = penalize_repetition(logits, seen, 2.0, start=10)
+    assert out.tolist() == [[1.0, -2.0, 0.5, -3.0], [1.0, 1.0, -4.0, 2.0]]
+    assert torch.equal(penalize_repetition(logits, seen, 1.0, 10), logits)
+    assert logits.tolist()[0] == [2.0, -1.0, 0.5, -3.0]  # the input is left alone
+
+    model = scrambled_model(seed=28)
+    memory, memory_mask = encoded_captions(model, scene_images()[1])
+    prompt = torch.full((2, 1), CLS)
+    plain = generate(model, memory, memory_mask, prompt, TEXT, 10)
+    assert any(len(set(row)) < len(row) for row in plain.tolist())  # this model repeats itself
+    strong = SamplingConfig(repetition_penalty=1e6)
+    state = DecoderState(model, memory, memory_mask)
+    for ids in (
+        generate(model, memory, memory_mask, prompt, TEXT, 10, sampling=strong),
+        beam_search(state, prompt, TEXT, 10, 2, repetition_penalty=1e6).ids[:, 0],
+    ):
+        for row in torch.cat([prompt, ids], 1).tolist():
+            assert len(set(row)) == len(row)
+
+
+def test_min_length_forbids_eos_and_length_limits_can_count_the_prompt():
+    model = scrambled_model(seed=29)
+    memory, memory_mask = encoded_captions(model, scene_images()[1])
+    prompt = torch.full((2, 1), CLS)
+    with torch.no_grad():
+        model.decoder.head.bias[SEP] += 100.0  # EOS always wins when allowed
+    for config in CONFIGS:
+        out = inference.decode(model, memory, memory_mask, prompt, TEXT, config, 8, 0, 0, SEP)
+        assert (out.ids[:, 0, 0] == SEP).all()
+        out = inference.decode(model, memory, memory_mask, prompt, TEXT, config, 8, 4, 0, SEP)
+        assert (out.ids[:, 0, :4] != SEP).all() and (out.ids[:, 0, 4] == SEP).all()
+        assert (out.ids[:, 0, 5:] == model.vocab.pad_id).all()
+
+    assert GenerationConfig(max_length=20, min_length=5).new_token_limits(4, 30) == (20, 5)
+    original = GenerationConfig(max_length=20, min_length=5, count_prompt=True)
+    assert original.new_token_limits(4, 30) == (16, 1)
+    assert GenerationConfig(min_length=2, count_prompt=True).new_token_limits(4, 30) == (30, 0)
+    with pytest.raises(ValueError, match='counts the 4 prompt tokens'):
+        GenerationConfig(max_length=4, count_prompt=True).new_token_limits(4, 30)
+    with pytest.raises(ValueError):
+        GenerationConfig(num_beams=2, do_sample=True)
+    images = scene_images()[0]
+    exact = GenerationConfig(min_length=3, max_length=3)
+    written = inference.write_texts(model, images, exact)
+    empty_ids, empty_mask = model.tokenize(['', ''])
+    with torch.no_grad():
+        memory, memory_mask = model.encode(images, empty_ids, empty_mask)
+    out = inference.decode(model, memory, memory_mask, prompt, TEXT, exact, 3, 3, 0, SEP)
+    assert out.ids.shape == (2, 1, 3) and (out.ids != SEP).all()
+    assert written == [model.text_tokenizer.decode(row) for row in out.ids[:, 0].tolist()]
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Completion mirrors PrefixImage
+# --------------------------------------------------------------------------------------------
+def test_completion_keeps_the_top_rows_and_mirrors_prefix_image_training():
+    model = scrambled_model(seed=30)
+    scramble(model.encoder, seed=32)
+    images, captions = scene_images()
+    truth = model.image_codes(images)
+    with torch.no_grad():
+        model.decoder.head.bias[:TEXT_VOCAB] += 50.0  # text ids would win if allowed
+    encodes = record(model, 'encode')
+    codes = inference.complete_codes(model, images, 2, captions)
+    assert torch.equal(codes[:, :2], truth[:, :2])
+    assert ((codes >= 0) & (codes < CODEBOOK)).all() and not torch.equal(codes, truth)
+    strip, _, _ = encodes[0]['args'][:3]
+    assert strip.shape[-2] == 8 and encodes[0]['kwargs'] == {'full_image': False}
+
+    completed = inference.complete_images(model, images, 2, captions)
+    assert torch.equal(completed[:, :, :8], images[:, :, :8])  # kept pixels, bitwise
+    painted = inference.codes_to_images(model, codes)
+    assert torch.equal(completed[:, :, 8:], painted[:, :, 8:])
+
+    # teacher-forced PrefixImage at split r = 2 over the completion: greedy = its argmax
+    decodes = record(model, 'decoder_logits')
+    objective = PrefixImage()
+    objective.choose_rows = lambda model, code_rows: 2
+    with torch.no_grad():
+        objective(model, dict(images=images, caption=captions, codes=codes))
+    logits, positions = decodes[-1]['out'], decodes[-1]['args'][1]
+    assert positions.tolist() == list(range(16, 64))
+    assert torch.equal(logits.argmax(-1), codes[:, 2:].flatten(1))
+
+    # prefix='decoder': the kept codes follow the BOS in the decoder (positions from 0)
+    codes = inference.complete_codes(model, images, 3, captions, prefix='decoder')
+    assert torch.equal(codes[:, :3], truth[:, :3])
+    memory, memory_mask = encoded_captions(model, captions)
+    ids = torch.cat([torch.full((2, 1), IMAGE_BOS), model.vocab.codes_to_ids(codes.flatten(1))], 1)
+    with torch.no_grad():
+        logits = model.decoder_logits(ids[:, :-1], torch.arange(64), memory, memory_mask, IMAGE)
+    assert torch.equal(logits[:, 24:].argmax(-1), codes[:, 3:].flatten(1))
+
+    assert inference.rows_for_pixels(model, 8) == 2
+    with pytest.raises(ValueError, match='multiple of the 4 px code cell'):
+        inference.rows_for_pixels(model, 6)
+    with pytest.raises(ValueError, match='stride 8'):
+        inference.complete_codes(model, images, 1, captions)  # a 4 px strip: no embedder tokens
+    with pytest.raises(ValueError, match='keep_rows'):
+        inference.complete_codes(model, images, 8, captions)
+    with pytest.raises(ValueError, match='h\\*w codes'):
+        inference.complete_codes(model, images, 2, captions, GenerationConfig(max_length=3))
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Re-ranking
+# --------------------------------------------------------------------------------------------
+def test_reranking_keeps_the_best_scored_sample():
+    from davinci_zoo.apis import paint, paint_tensors, to_pil
+
+    model = scrambled_model(seed=33)
+    captions = scene_images()[1]
+    calls = []
+
+    def brightness(model, images, texts):
+        calls.append((images.shape, list(texts)))
+        return images.mean(dim=(1, 2, 3))
+
+    gen = dict(do_sample=True, seed=4)
+    images, scores = paint_tensors(model, captions, 4, rerank=True, scorer=brightness, **gen)
+    assert calls == [((8, 3, 32, 32), [captions[0]] * 4 + [captions[1]] * 4)]
+    torch.testing.assert_close(scores, images.mean(dim=(2, 3, 4)))
+    assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    drawn, _ = paint_tensors(model, captions, 4, **gen)  # the same seed, unsorted
+    torch.testing.assert_close(scores[:, 0], drawn.mean(dim=(2, 3, 4)).max(dim=1).values)
+    best = paint(model, captions, 4, rerank=True, scorer=brightness, **gen)
+    for image, expected in zip(best, images[:, 0]):
+        assert np.array_equal(np.asarray(image), np.asarray(to_pil(expected)))
+
+
+def test_caption_likelihood_scorer_is_the_teacher_forced_log_likelihood():
+    import davinci_zoo.components  # noqa: F401  (the registered scorers)
+
+    model = scrambled_model(seed=34)
+    scramble(model.encoder, seed=35)
+    images, _ = scene_images()
+    texts = ['a small red circle', 'a large green square above a small blue triangle']
+    total = SCORERS.build(dict(type='CaptionLikelihoodScorer'))(model, images, texts)
+    mean = SCORERS.build(dict(type='CaptionLikelihoodScorer', reduction='mean'))
+    average = mean(model, images, texts)
+    assert total.shape == (2,)
+    empty_ids, empty_mask = model.tokenize(['', ''])
+    with torch.no_grad():
+        memory, memory_mask = model.encode(images, empty_ids, empty_mask)
+    for row, text in enumerate(texts):
+        ids = [CLS, *model.text_tokenizer.encode(text, add_special_tokens=False), SEP]
+        state = DecoderState(model, memory[row : row + 1], memory_mask[row : row + 1])
+        log_likelihood = 0.0
+        with torch.no_grad():
+            for t in range(len(ids) - 1):
+                logits = state.step(torch.tensor([[ids[t]]]), torch.tensor([t]), TEXT)
+                log_likelihood += float(logits.log_softmax(-1)[0, ids[t + 1]])
+        assert float(total[row]) == pytest.approx(log_likelihood, abs=1e-4)
+        assert float(average[row]) == pytest.approx(log_likelihood / (len(ids) - 1), abs=1e-5)
+    with pytest.raises(ValueError):
+        mean(model, images, ['a small red circle', ' '])

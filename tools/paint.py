@@ -1,0 +1,90 @@
+"""Paint texts with a trained DaVinci and save the paintings as one PNG grid.
+
+python tools/paint.py CONFIG CHECKPOINT TEXT [TEXT ...] --out grid.png [--samples N]
+    [--rerank] [--seed S] [--top-k K] [--top-p P] [--temperature T] [--greedy | --beams N]
+    [--device cpu]
+
+One grid row per text, one column per sample. Samples are drawn (seeded: ``--seed``, default
+0) unless ``--greedy`` or ``--beams``; ``--rerank`` scores them with the model's own caption
+likelihood, sorts each row best first and prints the scores (``text<TAB>score ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from davinci_zoo.cli import UserError, run_tool
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Paint texts with a davinci-zoo checkpoint.')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth or .safetensors)')
+    parser.add_argument('texts', nargs='+', help='texts to paint (quote each one)')
+    parser.add_argument('--out', required=True, help='PNG file for the grid')
+    parser.add_argument('--samples', type=positive_int, default=1, help='paintings per text')
+    parser.add_argument('--rerank', action='store_true', help='sort samples by caption likelihood')
+    parser.add_argument('--seed', type=int, default=0, help='sampling seed')
+    parser.add_argument('--top-k', type=int, default=0, help='sample among the k best codes')
+    parser.add_argument('--top-p', type=float, default=1.0, help='nucleus sampling mass')
+    parser.add_argument('--temperature', type=float, default=1.0, help='sampling temperature')
+    decoding = parser.add_mutually_exclusive_group()
+    decoding.add_argument('--greedy', action='store_true', help='greedy decoding (one sample)')
+    decoding.add_argument('--beams', type=positive_int, default=1, help='beam search width')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 ...')
+    return parser.parse_args(argv)
+
+
+def generation_options(args) -> dict:
+    """The API's generation keywords for these arguments."""
+    if args.greedy or args.beams > 1:
+        return dict(num_beams=args.beams)
+    return dict(
+        do_sample=True,
+        seed=args.seed,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        temperature=args.temperature,
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for text in args.texts:
+        if not text.strip():
+            raise UserError('an empty text cannot be painted; give each text in quotes')
+    if not args.out.lower().endswith('.png'):
+        raise UserError(f'--out {args.out} must name a .png file')
+    if not osp.isfile(args.checkpoint):
+        raise UserError(f'checkpoint {args.checkpoint} does not exist')
+    from davinci_zoo.apis import InputError, init_model, paint_tensors
+    from davinci_zoo.visualization import image_grid, save_png
+
+    try:
+        model = init_model(args.config, args.checkpoint, args.device)
+        images, scores = paint_tensors(
+            model, args.texts, args.samples, args.rerank, **generation_options(args)
+        )
+    except InputError as error:
+        raise UserError(str(error)) from None
+    save_png(image_grid([list(row) for row in images]), args.out)
+    for index, text in enumerate(args.texts):
+        shown = '' if scores is None else '\t' + ' '.join(f'{s:.4f}' for s in scores[index])
+        print(f'{text}{shown}')
+    print(f'wrote {args.out} ({len(args.texts)} texts x {args.samples} samples)')
+    return images
+
+
+if __name__ == '__main__':
+    run_tool(main)
