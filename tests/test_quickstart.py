@@ -1,6 +1,6 @@
 """The README's quick start in its --smoke form (CI runs this): the whole pipeline runs.
 
-The smoke run is far too short to learn the scenes (40 DaVinci steps): it checks that every
+The smoke run is far too short to learn the scenes (25 DaVinci steps): it checks that every
 stage runs from the shipped configs and leaves its outputs, and that the scores are real
 measurements. The accuracy targets of the full quick start are not reached yet (see the
 issue notes); they are deliberately not asserted here.

@@ -29,7 +29,7 @@ from davinci_zoo.cli import UserError, run_tool
 
 TOKENIZER_CONFIG = osp.join(REPO, 'configs', 'tokenizers', 'vqgan_f4_scenes32.py')
 DAVINCI_CONFIG = osp.join(REPO, 'configs', 'davinci_tiny_scenes32.py')
-SMOKE = dict(tokenizer_iters=300, davinci_iters=40, test_scenes=100)
+SMOKE = dict(tokenizer_iters=250, davinci_iters=25, test_scenes=100)
 
 
 def parse_args(argv=None):
