@@ -58,3 +58,44 @@ def run_tool(
         capture_output=True,
         timeout=timeout,
     )
+
+
+def tiny_davinci_config(codebook_size: int = 64, **overrides) -> dict:
+    """A DaVinci config small enough for tests: 32 px, width 32, 1 + 1 layers, f4 VQGAN.
+
+    ``codebook_size`` sizes the tokenizer; other keywords replace top-level model keys.
+    """
+    cfg = dict(
+        type='DaVinci',
+        image_size=32,
+        hidden_size=32,
+        num_heads=4,
+        intermediate_size=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        dropout=0.0,
+        max_text_positions=40,
+        image_embedder=dict(
+            type='ResNetImageEmbedder',
+            stage_blocks=(1, 1, 1),
+            base_planes=8,
+            stem_channels=8,
+            stem_pool=False,
+            stem_stride=2,
+        ),
+        image_tokenizer=dict(
+            type='VQGAN',
+            ch=16,
+            ch_mult=(1, 2, 2),
+            num_res_blocks=1,
+            attn_resolutions=(),
+            z_channels=16,
+            embed_dim=16,
+            codebook_size=codebook_size,
+            resolution=32,
+            norm_groups=8,
+        ),
+        objectives=[dict(type='PrefixLM'), dict(type='PrefixImage')],
+    )
+    cfg.update(overrides)
+    return cfg

@@ -12,45 +12,14 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import run_tool
+from conftest import run_tool, tiny_davinci_config
 from PIL import Image
 
 from davinci_zoo.checkpoint import CheckpointMismatchError, save_checkpoint_file
 from davinci_zoo.datasets.image_folder import load_rgb
 from davinci_zoo.scenes import generate_scenes, render
 
-TINY_MODEL = dict(
-    type='DaVinci',
-    image_size=32,
-    hidden_size=32,
-    num_heads=4,
-    intermediate_size=64,
-    encoder_layers=1,
-    decoder_layers=1,
-    dropout=0.0,
-    max_text_positions=40,
-    image_embedder=dict(
-        type='ResNetImageEmbedder',
-        stage_blocks=(1, 1, 1),
-        base_planes=8,
-        stem_channels=8,
-        stem_pool=False,
-        stem_stride=2,
-    ),
-    image_tokenizer=dict(
-        type='VQGAN',
-        ch=16,
-        ch_mult=(1, 2, 2),
-        num_res_blocks=1,
-        attn_resolutions=(),
-        z_channels=16,
-        embed_dim=16,
-        codebook_size=64,
-        resolution=32,
-        norm_groups=8,
-    ),
-    objectives=[dict(type='PrefixLM'), dict(type='PrefixImage')],
-)
+TINY_MODEL = tiny_davinci_config()
 TEXTS = ['a small red circle in the top left', 'a large blue square above a small green circle']
 
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_davinci_config
 
 from davinci_zoo.datasets.scene_dataset import ProceduralScenes
 from davinci_zoo.models.davinci import generation, prediction
@@ -43,38 +44,17 @@ MASKED = -10000.0  # the original's additive value for a hidden key
 
 
 def build_model(hidden: int = 32, objectives=None, **overrides):
-    cfg = dict(
-        type='DaVinci',
-        image_size=32,
+    cfg = tiny_davinci_config(
+        CODEBOOK,
         hidden_size=hidden,
         num_heads=HEADS,
         intermediate_size=2 * hidden,
         encoder_layers=LAYERS,
         decoder_layers=LAYERS,
-        dropout=0.0,
         max_text_positions=TEXT_POSITIONS,
-        image_embedder=dict(
-            type='ResNetImageEmbedder',
-            stage_blocks=(1, 1, 1),
-            base_planes=8,
-            stem_channels=8,
-            stem_pool=False,
-            stem_stride=2,
-        ),
-        image_tokenizer=dict(
-            type='VQGAN',
-            ch=16,
-            ch_mult=(1, 2, 2),
-            num_res_blocks=1,
-            attn_resolutions=(),
-            z_channels=16,
-            embed_dim=16,
-            codebook_size=CODEBOOK,
-            resolution=32,
-            norm_groups=8,
-        ),
-        objectives=objectives or [dict(type='PrefixLM'), dict(type='PrefixImage')],
     )
+    if objectives:
+        cfg['objectives'] = objectives
     cfg.update(overrides)
     return MODELS.build(cfg)
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 import transformers
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, tiny_davinci_config
 
 from davinci_zoo.benchmarks.generation import (
     LOGIT_ATOL,
@@ -22,36 +22,9 @@ from davinci_zoo.benchmarks.hf_reference import HF_DERIVED, build_hf_decoder, hf
 from davinci_zoo.models.davinci.vocabulary import IMAGE, TEXT
 from davinci_zoo.registry import MODELS
 
-TINY = dict(
-    type='DaVinci',
-    image_size=32,
-    hidden_size=32,
-    num_heads=4,
-    intermediate_size=64,
-    encoder_layers=1,
+TINY = tiny_davinci_config(
     decoder_layers=2,
     dropout=0.1,  # eval mode must switch it off on both sides
-    max_text_positions=40,
-    image_embedder=dict(
-        type='ResNetImageEmbedder',
-        stage_blocks=(1, 1, 1),
-        base_planes=8,
-        stem_channels=8,
-        stem_pool=False,
-        stem_stride=2,
-    ),
-    image_tokenizer=dict(
-        type='VQGAN',
-        ch=16,
-        ch_mult=(1, 2, 2),
-        num_res_blocks=1,
-        attn_resolutions=(),
-        z_channels=16,
-        embed_dim=16,
-        codebook_size=64,
-        resolution=32,
-        norm_groups=8,
-    ),
     objectives=[dict(type='PrefixLM')],
 )
 CAPTIONS = ['a small red circle', 'a large blue square above a small green triangle']

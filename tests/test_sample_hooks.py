@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, tiny_davinci_config
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -32,38 +32,7 @@ pytestmark = pytest.mark.slow(budget_s=120)
 
 MAX_ITERS, INTERVAL, NUM_IMAGES = 4, 2, 3
 SCENES = dict(type='ProceduralScenes', num_scenes=16, image_size=32, two_object_prob=0.5)
-TINY_DAVINCI = dict(
-    type='DaVinci',
-    image_size=32,
-    hidden_size=32,
-    num_heads=4,
-    intermediate_size=64,
-    encoder_layers=1,
-    decoder_layers=1,
-    dropout=0.1,
-    max_text_positions=40,
-    image_embedder=dict(
-        type='ResNetImageEmbedder',
-        stage_blocks=(1, 1, 1),
-        base_planes=8,
-        stem_channels=8,
-        stem_pool=False,
-        stem_stride=2,
-    ),
-    image_tokenizer=dict(
-        type='VQGAN',
-        ch=16,
-        ch_mult=(1, 2, 2),
-        num_res_blocks=1,
-        attn_resolutions=(),
-        z_channels=16,
-        embed_dim=16,
-        codebook_size=64,
-        resolution=32,
-        norm_groups=8,
-    ),
-    objectives=[dict(type='PrefixLM'), dict(type='PrefixImage')],
-)
+TINY_DAVINCI = tiny_davinci_config(dropout=0.1)
 SAMPLES_HOOK = dict(
     type='TrainingSamplesHook',
     interval=INTERVAL,
