@@ -192,7 +192,7 @@ def test_tools_write_and_paint_and_fail_with_one_line(tiny, model):
 
 def test_tools_refuse_an_unreadable_image_and_an_empty_text(tiny, capsys):
     """In process (the child-process path of run_tool is exercised above)."""
-    from test_tools import run_in_process
+    from test_tools import load_tool, run_in_process
 
     config, checkpoint, paths = tiny['config'], tiny['checkpoint'], tiny['images']
     code, err = run_in_process(capsys, 'caption', config, checkpoint, paths[0], tiny['corrupt'])
@@ -206,3 +206,18 @@ def test_tools_refuse_an_unreadable_image_and_an_empty_text(tiny, capsys):
     greedy_samples = ('a', '--out', 'x.png', '--greedy', '--samples', '2')
     code, err = run_in_process(capsys, 'paint', config, checkpoint, *greedy_samples)
     assert code == 2 and 'need do_sample=True' in err
+    out = str(tiny['root'] / 'scored.png')
+    rerank = ('a red circle', '--out', out, '--samples', '2', '--rerank')
+    typo = ('--scorer', 'CLIPScorr')
+    code, err = run_in_process(capsys, 'paint', config, checkpoint, *rerank, *typo)
+    assert code == 2 and "'CLIPScorr'" in err and 'CLIPScorer' in err  # the closest name
+    code, err = run_in_process(capsys, 'paint', config, checkpoint, *rerank[:3], '--scorer', 'X')
+    assert code == 2 and err == 'error: --scorer is used by --rerank; add --rerank'
+    options = ('--scorer-options', 'weights=clip.safetensors')
+    code, err = run_in_process(capsys, 'paint', config, checkpoint, *rerank, *options)
+    assert code == 2 and err == 'error: --scorer-options needs --scorer'
+    likelihood = ('--scorer', 'CaptionLikelihoodScorer')
+    load_tool('paint').main([config, checkpoint, *rerank, *likelihood])
+    assert Image.open(out).size == (2 * 34 + 2, 34 + 2)
+    scores = [float(s) for s in capsys.readouterr().out.splitlines()[0].split('\t')[1].split()]
+    assert len(scores) == 2 and scores == sorted(scores, reverse=True)

@@ -622,6 +622,20 @@ def test_split_caption_every_point():
             split_caption(caption, k)
 
 
+def test_prefix_lm_split_points_uniform_or_favouring_the_empty_prefix():
+    np.random.seed(0)
+    uniform = np.bincount([PrefixLM().split_point(8) for _ in range(8000)], minlength=8)
+    assert uniform.min() > 800 and uniform.max() < 1200  # 1000 each
+    np.random.seed(0)
+    favoured = PrefixLM(empty_prefix_prob=0.5)
+    counts = np.bincount([favoured.split_point(8) for _ in range(8000)], minlength=8)
+    assert 4200 < counts[0] < 4800  # 0.5 + 0.5 / 8 = 0.5625 of 8000 = 4500
+    assert counts[1:].min() > 350 and counts[1:].max() < 650  # 0.5 / 8 of 8000 = 500 each
+    assert {PrefixLM(empty_prefix_prob=1.0).split_point(5) for _ in range(50)} == {0}
+    with pytest.raises(ValueError, match='empty_prefix_prob'):
+        PrefixLM(empty_prefix_prob=1.5)
+
+
 def test_allowed_prefix_rows():
     assert allowed_prefix_rows(8, 4, 8) == [0, 2, 4, 6]  # the tiny model: f4 codes, stride 8
     assert allowed_prefix_rows(16, 16, 16) == list(range(16))  # the original: both 16 px

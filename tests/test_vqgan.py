@@ -118,6 +118,37 @@ def test_tiny_layout_codes_and_images(cfg, factor):
     assert model.encode(images(1, 64)).shape == (1, 64 // factor, 64 // factor)
 
 
+def test_cell_local_encoder_codes_each_cell_from_its_own_pixels():
+    torch.manual_seed(0)
+    model = build(TINY_F4, attn_resolutions=(), cell_local_encoder=True).eval()
+    assert 'encoder.mid.attn_1.q.weight' not in model.state_dict()
+    assert 'decoder.mid.attn_1.q.weight' in model.state_dict()  # the decoder stays taming's
+    batch = images(2, 32)
+    changed = batch.clone()
+    changed[:, :, 8:] = torch.rand_like(changed[:, :, 8:])  # everything below code row 2
+    with torch.no_grad():
+        before, after = model.encode_to_latents(batch), model.encode_to_latents(changed)
+    assert torch.equal(before[:, :, :2], after[:, :, :2])
+    assert not torch.allclose(before[:, :, 2:], after[:, :, 2:])
+    # a plain cell gets one code wherever it is and whatever surrounds it
+    scene = torch.zeros(1, 3, 32, 32)
+    scene[:, 0, 4:20, 8:24] = 1.0
+    codes = model.encode(scene)[0]
+    black = torch.ones(8, 8, dtype=torch.bool)
+    black[1:5, 2:6] = False
+    assert len(set(codes[black].tolist())) == 1
+    # the reference taming encoder does not have this property
+    taming = build(TINY_F4, attn_resolutions=()).eval()
+    with torch.no_grad():
+        latents = taming.encode_to_latents(scene)[0].permute(1, 2, 0)[black]
+    assert float((latents - latents[0]).abs().max()) > 1e-3
+
+
+def test_cell_local_encoder_refuses_attention():
+    with pytest.raises(ValueError, match=r'set attn_resolutions=\(\)'):
+        build(TINY_F4, cell_local_encoder=True)
+
+
 def test_sizes_not_divisible_by_the_factor_and_bad_codes_are_refused():
     model = build(TINY_F8)
     with pytest.raises(ValueError, match='multiples of 8'):

@@ -1,12 +1,14 @@
 """Paint texts with a trained DaVinci and save the paintings as one PNG grid.
 
 python tools/paint.py CONFIG CHECKPOINT TEXT [TEXT ...] --out grid.png [--samples N]
-    [--rerank] [--seed S] [--top-k K] [--top-p P] [--temperature T] [--greedy | --beams N]
-    [--device cpu]
+    [--rerank [--scorer NAME [--scorer-options KEY=VALUE ...]]] [--seed S] [--top-k K]
+    [--top-p P] [--temperature T] [--greedy | --beams N] [--device cpu]
 
 One grid row per text, one column per sample. Samples are drawn (seeded: ``--seed``, default
 0) unless ``--greedy`` or ``--beams``; ``--rerank`` scores them with the model's own caption
-likelihood, sorts each row best first and prints the scores (``text<TAB>score ...``).
+likelihood, sorts each row best first and prints the scores (``text<TAB>score ...``);
+``--scorer`` names another SCORERS entry (e.g. ``CLIPScorer`` from the davinci-zoo-clip plugin)
+and ``--scorer-options`` its arguments (``weights=clip.safetensors merges=bpe.txt.gz``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from mmengine.config import DictAction
 
 from davinci_zoo.cli import UserError, run_tool
 
@@ -35,6 +39,17 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='PNG file for the grid')
     parser.add_argument('--samples', type=positive_int, default=1, help='paintings per text')
     parser.add_argument('--rerank', action='store_true', help='sort samples by caption likelihood')
+    parser.add_argument(
+        '--scorer', help='SCORERS name used by --rerank (default: CaptionLikelihoodScorer)'
+    )
+    parser.add_argument(
+        '--scorer-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        metavar='KEY=VALUE',
+        help='arguments of --scorer, e.g. weights=clip.safetensors merges=bpe.txt.gz',
+    )
     parser.add_argument('--seed', type=int, default=0, help='sampling seed')
     parser.add_argument('--top-k', type=int, default=0, help='sample among the k best codes')
     parser.add_argument('--top-p', type=float, default=1.0, help='nucleus sampling mass')
@@ -59,6 +74,20 @@ def generation_options(args) -> dict:
     )
 
 
+def scorer_config(args) -> dict | None:
+    """The SCORERS config of ``--scorer`` / ``--scorer-options`` (None: the default scorer)."""
+    if args.scorer is None:
+        if args.scorer_options:
+            raise UserError('--scorer-options needs --scorer')
+        return None
+    if not args.rerank:
+        raise UserError('--scorer is used by --rerank; add --rerank')
+    from davinci_zoo.registry import SCORERS
+
+    SCORERS.get(args.scorer)  # an unknown name: a one-line error with the closest names
+    return dict(type=args.scorer, **args.scorer_options)
+
+
 def main(argv=None):
     args = parse_args(argv)
     for text in args.texts:
@@ -71,13 +100,18 @@ def main(argv=None):
     from davinci_zoo.apis import InputError, init_model, paint_tensors
     from davinci_zoo.visualization import image_grid, save_png
 
+    scorer = scorer_config(args)
     try:
         model = init_model(args.config, args.checkpoint, args.device)
         images, scores = paint_tensors(
-            model, args.texts, args.samples, args.rerank, **generation_options(args)
+            model, args.texts, args.samples, args.rerank, scorer, **generation_options(args)
         )
     except InputError as error:
         raise UserError(str(error)) from None
+    except TypeError as error:
+        if scorer is None:
+            raise
+        raise UserError(f'--scorer {args.scorer}: {error}') from None
     save_png(image_grid([list(row) for row in images]), args.out)
     for index, text in enumerate(args.texts):
         shown = '' if scores is None else '\t' + ' '.join(f'{s:.4f}' for s in scores[index])

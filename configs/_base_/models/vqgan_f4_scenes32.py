@@ -11,6 +11,9 @@ image_tokenizer = dict(
     codebook_size=1024,
     resolution=32,
     norm_groups=8,
+    # Each code sees only its own 4x4 cell, so the plain background is one code (with taming's
+    # encoder it spread over hundreds of codes that depended on the rest of the image).
+    cell_local_encoder=True,
     codebook_update='ema',
     restart_interval=50,
     # Objects cover a quarter of the cells, so their codes are rare: only codes unused for

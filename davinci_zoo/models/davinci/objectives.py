@@ -47,18 +47,28 @@ class _TextSuffixObjective(Objective):
         max_tokens: int = 30,
         max_words: int = 30,
         logits: str = TEXT,
+        empty_prefix_prob: float = 0.0,
         name: str | None = None,
     ) -> None:
         super().__init__(weight, name)
         if logits not in (TEXT, ALL):
             raise ValueError(f"logits must be '{TEXT}' or '{ALL}', got {logits!r}")
+        if not 0.0 <= empty_prefix_prob <= 1.0:
+            raise ValueError(f'empty_prefix_prob must lie in [0, 1], got {empty_prefix_prob}')
         self.max_tokens, self.max_words, self.logits = max_tokens, max_words, logits
+        self.empty_prefix_prob = empty_prefix_prob
+
+    def split_point(self, num_words: int) -> int:
+        """k in [0, n - 1]: 0 with probability ``empty_prefix_prob``, else uniform."""
+        if self.empty_prefix_prob and np.random.random() < self.empty_prefix_prob:
+            return 0
+        return int(np.random.randint(num_words))
 
     def text_loss(self, model, images, texts: list[str]) -> dict[str, torch.Tensor]:
         prefixes, suffixes = [], []
         for text in texts:
             words = text.split(' ')[: self.max_words] if self.max_words else text.split(' ')
-            prefix, suffix = split_caption(' '.join(words), int(np.random.randint(len(words))))
+            prefix, suffix = split_caption(' '.join(words), self.split_point(len(words)))
             prefixes.append(prefix)
             suffixes.append(suffix)
         enc_ids, enc_mask = model.tokenize(prefixes, self.max_tokens)
@@ -91,6 +101,9 @@ class PrefixLM(_TextSuffixObjective):
         max_words: words kept of a caption before splitting (the original: 30).
         logits: ``'text'`` scores text ids only (default); ``'all'`` the whole joint
             vocabulary, as the original did.
+        empty_prefix_prob: share of captions split at k = 0 (the whole caption is written
+            from the image alone, as when captioning) before the uniform draw; 0 (default) is
+            the original's uniform split.
     """
 
     def forward(self, model, batch: dict) -> dict[str, torch.Tensor]:
@@ -116,9 +129,10 @@ class TextPrefixLM(_TextSuffixObjective):
         max_tokens: int = 256,
         max_words: int = 96,
         logits: str = TEXT,
+        empty_prefix_prob: float = 0.0,
         name: str | None = None,
     ) -> None:
-        super().__init__(weight, max_tokens, max_words, logits, name)
+        super().__init__(weight, max_tokens, max_words, logits, empty_prefix_prob, name)
 
     def forward(self, model, batch: dict) -> dict[str, torch.Tensor]:
         texts = [t.strip() for t in batch.get('text') or [] if t.strip()]

@@ -3,6 +3,11 @@
 Attribute names follow taming's state-dict layout (``down.{i}.block.{j}.conv1``,
 ``mid.attn_1.q``, ``up.{i}.upsample.conv`` ...) so that a taming checkpoint loads 1:1.
 Every normalisation is a GroupNorm with ``norm_groups`` groups (taming: 32), eps 1e-6.
+
+``Encoder(cell_local=True)`` is our variant for small procedural images: each output cell is
+computed from its own f x f input pixels only (1x1 convolutions, non-overlapping 2x2
+downsampling, GroupNorm statistics per position, no attention), so equal cells always get equal
+latents and hence equal codes. The taming layout and parameter names are otherwise kept.
 """
 
 from __future__ import annotations
@@ -19,19 +24,47 @@ def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
+class PositionNorm(nn.GroupNorm):
+    """GroupNorm with statistics taken at each position separately (over the channels of a
+    group only), so no position sees another: [B, C, H, W] -> [B, C, H, W]. Same parameters
+    as :func:`group_norm`."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        grouped = x.permute(0, 2, 3, 1).reshape(
+            batch, height, width, self.num_groups, channels // self.num_groups
+        )
+        normed = F.layer_norm(grouped, grouped.shape[-1:], eps=self.eps)
+        normed = normed.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+        return normed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 class ResnetBlock(nn.Module):
     """(GroupNorm, swish, conv3x3) twice plus a residual; [B, C_in, H, W] -> [B, C_out, H, W].
 
-    A 1x1 ``nin_shortcut`` maps the residual when the channel count changes.
+    A 1x1 ``nin_shortcut`` maps the residual when the channel count changes. ``cell_local``
+    makes both convolutions 1x1 and the normalisation per position.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm_groups: int, dropout: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm_groups: int,
+        dropout: float,
+        cell_local: bool = False,
+    ):
         super().__init__()
-        self.norm1 = group_norm(in_channels, norm_groups)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = group_norm(out_channels, norm_groups)
+        norm = PositionNorm if cell_local else group_norm
+        kernel = 1 if cell_local else 3
+        self.norm1 = norm(in_channels, norm_groups)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2)
+        self.norm2 = norm(out_channels, norm_groups)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel, padding=kernel // 2)
         if in_channels != out_channels:
             self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1)
 
@@ -79,6 +112,17 @@ class Downsample(nn.Module):
         return self.conv(F.pad(x, (0, 1, 0, 1)))
 
 
+class CellDownsample(nn.Module):
+    """A stride-2 conv2x2 over non-overlapping 2x2 blocks: [B, C, H, W] -> [B, C, H/2, W/2]."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
 class Upsample(nn.Module):
     """Nearest x2, then conv3x3: [B, C, H, W] -> [B, C, 2H, 2W]."""
 
@@ -102,13 +146,16 @@ class Level(nn.Module):
         with_attention: bool,
         norm_groups: int,
         dropout: float,
+        cell_local: bool = False,
     ):
         super().__init__()
         self.block = nn.ModuleList()
         self.attn = nn.ModuleList()
         for index in range(num_blocks):
             channels_in = in_channels if index == 0 else out_channels
-            self.block.append(ResnetBlock(channels_in, out_channels, norm_groups, dropout))
+            self.block.append(
+                ResnetBlock(channels_in, out_channels, norm_groups, dropout, cell_local)
+            )
             if with_attention:
                 self.attn.append(AttnBlock(out_channels, norm_groups))
 
@@ -121,23 +168,31 @@ class Level(nn.Module):
 
 
 class Middle(nn.Module):
-    """ResnetBlock, AttnBlock, ResnetBlock at the lowest resolution; shape-preserving."""
+    """ResnetBlock, AttnBlock, ResnetBlock at the lowest resolution; shape-preserving.
 
-    def __init__(self, channels: int, norm_groups: int, dropout: float):
+    ``cell_local``: per-position ResnetBlocks and no AttnBlock.
+    """
+
+    def __init__(self, channels: int, norm_groups: int, dropout: float, cell_local: bool = False):
         super().__init__()
-        self.block_1 = ResnetBlock(channels, channels, norm_groups, dropout)
-        self.attn_1 = AttnBlock(channels, norm_groups)
-        self.block_2 = ResnetBlock(channels, channels, norm_groups, dropout)
+        self.block_1 = ResnetBlock(channels, channels, norm_groups, dropout, cell_local)
+        if not cell_local:
+            self.attn_1 = AttnBlock(channels, norm_groups)
+        self.block_2 = ResnetBlock(channels, channels, norm_groups, dropout, cell_local)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block_2(self.attn_1(self.block_1(x)))
+        x = self.block_1(x)
+        if hasattr(self, 'attn_1'):
+            x = self.attn_1(x)
+        return self.block_2(x)
 
 
 class Encoder(nn.Module):
     """[B, in_channels, H, W] -> [B, z_channels, H/f, W/f] with f = 2 ** (len(ch_mult) - 1).
 
     Attention follows each ResnetBlock of a level whose nominal resolution (``resolution``
-    halved once per level) is in ``attn_resolutions``.
+    halved once per level) is in ``attn_resolutions``. ``cell_local``: each output cell sees
+    only its own f x f pixels (see the module docstring); ``attn_resolutions`` must be empty.
     """
 
     def __init__(
@@ -152,9 +207,16 @@ class Encoder(nn.Module):
         z_channels: int,
         norm_groups: int,
         dropout: float,
+        cell_local: bool = False,
     ):
         super().__init__()
-        self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
+        if cell_local and attn_resolutions:
+            raise ValueError(
+                'a cell-local encoder has no attention: set attn_resolutions=() '
+                f'(got {tuple(attn_resolutions)})'
+            )
+        kernel = 1 if cell_local else 3
+        self.conv_in = nn.Conv2d(in_channels, ch, kernel, padding=kernel // 2)
         self.down = nn.ModuleList()
         channels, current_resolution = ch, resolution
         for index, multiplier in enumerate(ch_mult):
@@ -165,15 +227,16 @@ class Encoder(nn.Module):
                 current_resolution in attn_resolutions,
                 norm_groups,
                 dropout,
+                cell_local,
             )
             channels = ch * multiplier
             if index != len(ch_mult) - 1:
-                level.downsample = Downsample(channels)
+                level.downsample = CellDownsample(channels) if cell_local else Downsample(channels)
                 current_resolution //= 2
             self.down.append(level)
-        self.mid = Middle(channels, norm_groups, dropout)
-        self.norm_out = group_norm(channels, norm_groups)
-        self.conv_out = nn.Conv2d(channels, z_channels, 3, padding=1)
+        self.mid = Middle(channels, norm_groups, dropout, cell_local)
+        self.norm_out = (PositionNorm if cell_local else group_norm)(channels, norm_groups)
+        self.conv_out = nn.Conv2d(channels, z_channels, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)

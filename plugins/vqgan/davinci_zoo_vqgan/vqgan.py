@@ -49,6 +49,12 @@ class VQGAN(ImageTokenizer):
         restart_interval: every this many training steps, dead codes are moved to random
             encoder outputs of the batch; 0 disables restarts (taming's behaviour).
         norm_groups: GroupNorm groups (taming: 32); must divide every channel count.
+        cell_local_encoder: encode each f x f cell from its own pixels only (1x1 convs,
+            non-overlapping 2x2 downsampling, GroupNorm statistics taken per position, no
+            attention), so equal cells always get the same code; the decoder is taming's
+            either way. Not taming's layout: off for published weights. The small scenes use
+            it so that the plain background is one code, not hundreds that depend on the rest
+            of the image.
         checkpoint: weights to load at the end of construction (``.safetensors`` or ``.pth``).
     """
 
@@ -71,6 +77,7 @@ class VQGAN(ImageTokenizer):
         dead_code_threshold: float = 1.0,
         restart_interval: int = 0,
         norm_groups: int = 32,
+        cell_local_encoder: bool = False,
         checkpoint: str | os.PathLike | None = None,
     ):
         super().__init__()
@@ -90,7 +97,7 @@ class VQGAN(ImageTokenizer):
             norm_groups=norm_groups,
             dropout=dropout,
         )
-        self.encoder = Encoder(in_channels=in_channels, **shared)
+        self.encoder = Encoder(in_channels=in_channels, cell_local=cell_local_encoder, **shared)
         self.decoder = Decoder(out_ch=out_ch, **shared)
         self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
