@@ -39,8 +39,8 @@ model = dict(
         dict(type='PrefixImage', weight=1.0, mode='dynamic'),
     ],
 )
-# Batch 16 x 460 steps (more updates for the same images than batch 32), about 6.5 minutes on
-# 2 idle CPU cores; with the tokenizer (~6 min) and scoring the quick start takes ~15 minutes.
+# Batch 16 x 460 steps (more updates for the same images than batch 32), about 5.5 minutes on
+# 2 CPU cores; with the tokenizer (~6 min) and scoring the quick start took 13.7 minutes.
 train_dataloader = dict(batch_size=16)
 
 max_iters = 460
