@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import sys
@@ -35,6 +36,14 @@ def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
         message = ' '.join(str(error).split())
         print(f'error: {message}', file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
 
 
 def load_config(path: str) -> Config:

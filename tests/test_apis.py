@@ -217,6 +217,9 @@ def test_tools_refuse_an_unreadable_image_and_an_empty_text(tiny, capsys):
     code, err = run_in_process(capsys, 'paint', config, checkpoint, *rerank, *options)
     assert code == 2 and err == 'error: --scorer-options needs --scorer'
     likelihood = ('--scorer', 'CaptionLikelihoodScorer')
+    bogus = ('--scorer-options', 'bogus=1')
+    code, err = run_in_process(capsys, 'paint', config, checkpoint, *rerank, *likelihood, *bogus)
+    assert code == 2 and err.startswith('error: --scorer CaptionLikelihoodScorer: ')
     load_tool('paint').main([config, checkpoint, *rerank, *likelihood])
     assert Image.open(out).size == (2 * 34 + 2, 34 + 2)
     scores = [float(s) for s in capsys.readouterr().out.splitlines()[0].split('\t')[1].split()]

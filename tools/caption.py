@@ -17,14 +17,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from davinci_zoo.cli import UserError, run_tool
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
+from davinci_zoo.cli import UserError, positive_int, run_tool
 
 
 def parse_args(argv=None):

@@ -21,14 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from mmengine.config import DictAction
 
-from davinci_zoo.cli import UserError, run_tool
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
+from davinci_zoo.cli import UserError, positive_int, run_tool
 
 
 def parse_args(argv=None):
@@ -74,8 +67,8 @@ def generation_options(args) -> dict:
     )
 
 
-def scorer_config(args) -> dict | None:
-    """The SCORERS config of ``--scorer`` / ``--scorer-options`` (None: the default scorer)."""
+def build_scorer(args):
+    """The scorer of ``--scorer`` / ``--scorer-options``, built (None: the default scorer)."""
     if args.scorer is None:
         if args.scorer_options:
             raise UserError('--scorer-options needs --scorer')
@@ -84,8 +77,11 @@ def scorer_config(args) -> dict | None:
         raise UserError('--scorer is used by --rerank; add --rerank')
     from davinci_zoo.registry import SCORERS
 
-    SCORERS.get(args.scorer)  # an unknown name: a one-line error with the closest names
-    return dict(type=args.scorer, **args.scorer_options)
+    scorer_class = SCORERS.get(args.scorer)  # unknown: a one-line error with the closest names
+    try:
+        return scorer_class(**args.scorer_options)
+    except TypeError as error:  # a missing or unknown argument of the scorer
+        raise UserError(f'--scorer {args.scorer}: {error}') from None
 
 
 def main(argv=None):
@@ -100,7 +96,7 @@ def main(argv=None):
     from davinci_zoo.apis import InputError, init_model, paint_tensors
     from davinci_zoo.visualization import image_grid, save_png
 
-    scorer = scorer_config(args)
+    scorer = build_scorer(args)
     try:
         model = init_model(args.config, args.checkpoint, args.device)
         images, scores = paint_tensors(
@@ -108,10 +104,6 @@ def main(argv=None):
         )
     except InputError as error:
         raise UserError(str(error)) from None
-    except TypeError as error:
-        if scorer is None:
-            raise
-        raise UserError(f'--scorer {args.scorer}: {error}') from None
     save_png(image_grid([list(row) for row in images]), args.out)
     for index, text in enumerate(args.texts):
         shown = '' if scores is None else '\t' + ' '.join(f'{s:.4f}' for s in scores[index])
