@@ -26,7 +26,6 @@ import logging
 import os.path as osp
 import platform
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
@@ -69,17 +68,6 @@ def add_generation_parser(modes) -> None:
     generation.add_argument('--threads', type=int, help='torch threads (default: torch default)')
 
 
-def best_seconds(function, repeats: int) -> float:
-    """The fastest of ``repeats`` timed calls, after one warm-up call."""
-    function()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
-
-
 def machine_info() -> dict:
     import torch
 
@@ -102,6 +90,7 @@ def tokenizer_config(cfg) -> dict:
 def benchmark_tokenizer(args) -> dict:
     import torch
 
+    from davinci_zoo.benchmarks.generation import best_seconds
     from davinci_zoo.registry import IMAGE_TOKENIZERS
 
     cfg = load_config(args.config)

@@ -258,9 +258,10 @@ def compare_greedy(model, hf, memory, mask, modality: str, tokens: int) -> dict:
 
 
 # -- timing -----------------------------------------------------------------------------------
-def best_seconds(function, repeats: int, warm_up) -> float:
-    """The fastest of ``repeats`` timed calls of ``function``, after one ``warm_up()`` call."""
-    warm_up()
+def best_seconds(function, repeats: int, warm_up=None) -> float:
+    """The fastest of ``repeats`` timed calls of ``function``, after one ``warm_up()`` call
+    (default: one untimed call of ``function``)."""
+    (warm_up or function)()
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
