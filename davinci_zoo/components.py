@@ -13,7 +13,7 @@ from .datasets import (  # noqa: F401
     shards,
     text_corpus,
 )
-from .engine import hooks, sample_hooks  # noqa: F401
+from .engine import hooks, optim, sample_hooks  # noqa: F401
 from .evaluation import reconstruction_metric, scene_metric  # noqa: F401
 from .models import davinci, losses, tokenizer_trainer  # noqa: F401
 from .models.davinci import scoring  # noqa: F401  (SCORERS: CaptionLikelihoodScorer)

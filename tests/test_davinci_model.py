@@ -18,6 +18,7 @@ from conftest import tiny_davinci_config
 from davinci_zoo.datasets.scene_dataset import ProceduralScenes
 from davinci_zoo.models.davinci import generation, prediction
 from davinci_zoo.models.davinci.attention import RelativePositionBias2d
+from davinci_zoo.models.davinci.embeddings import ImageGridEmbeddings
 from davinci_zoo.models.davinci.objectives import (
     PrefixImage,
     PrefixLM,
@@ -31,7 +32,7 @@ from davinci_zoo.models.davinci.original_weights import (
     resize_pos_embed,
 )
 from davinci_zoo.models.davinci.vocabulary import ALL, IMAGE, TEXT
-from davinci_zoo.registry import MODELS
+from davinci_zoo.registry import IMAGE_TOKENIZERS, MODELS
 
 TEXT_VOCAB, CODEBOOK = 30522, 64
 VOCAB = TEXT_VOCAB + CODEBOOK
@@ -306,6 +307,63 @@ def test_relative_bias_indexing_on_a_smaller_grid():
     torch.testing.assert_close(bias.detach(), expected)
     with pytest.raises(ValueError):
         module(5, 4)
+
+
+def test_image_grid_embeddings_give_image_tokens_the_row_and_column_they_predict():
+    """Position p of a 3x4 grid gets rows[p // 4] + columns[p % 4]; text tokens get nothing;
+    the image BOS (a text-range id) counts as an image token; the decoder adds it only when
+    the model is built with the option, whose weights are then extra keys."""
+    module = ImageGridEmbeddings((3, 4), 8, image_ids_from=100, image_bos_id=2)
+    scramble(module, seed=3)
+    ids = torch.tensor([[2, 100, 105, 101, 7, 2]])
+    positions = torch.tensor([4, 5, 6, 11, 3, 0])
+    out = module(ids, positions).detach()
+    rows, columns = module.row_embeddings.weight.detach(), module.column_embeddings.weight.detach()
+    for i, p in enumerate(positions.tolist()):
+        expected = torch.zeros(8) if i == 4 else rows[p // 4] + columns[p % 4]
+        torch.testing.assert_close(out[0, i], expected)
+    plain, gridded = build_model(), build_model(image_grid_embeddings=True)
+    assert plain.decoder.image_grid_embeddings is None
+    extra = set(gridded.state_dict()) - set(plain.state_dict())
+    assert extra == {
+        'decoder.image_grid_embeddings.row_embeddings.weight',
+        'decoder.image_grid_embeddings.column_embeddings.weight',
+    }
+    assert gridded.decoder.image_grid_embeddings.grid == gridded.vocab.code_grid
+
+
+def test_visual_embeddings_can_start_from_the_tokenizer_codebook():
+    """'codebook' init: visual rows are one linear map of the centred code vectors (equal
+    codes give equal rows, rank <= code width) at the normal init's scale; text rows and
+    everything else are as with the normal init."""
+    torch.manual_seed(0)
+    plain = build_model()
+    codebook = plain.image_tokenizer.quantize.codebook.detach().clone()
+    codebook[5] = codebook[9]
+    tokenizer_cfg = dict(tiny_davinci_config(CODEBOOK)['image_tokenizer'])
+
+    class Tokenizer(type(plain.image_tokenizer)):
+        def code_vectors(self):
+            return codebook.clone()
+
+    IMAGE_TOKENIZERS.register_module('CodebookStub', module=Tokenizer, force=True)
+    torch.manual_seed(0)
+    model = build_model(
+        image_tokenizer=dict(tokenizer_cfg, type='CodebookStub'), image_embedding_init='codebook'
+    )
+    weight = model.encoder.embeddings.word_embeddings.weight.detach()
+    start, end = model.vocab.id_range(IMAGE)
+    visual = weight[start:end]
+    torch.testing.assert_close(visual[5], visual[9])
+    assert abs(float(visual.std()) - 0.02) < 1e-4
+    assert torch.linalg.matrix_rank(visual) <= codebook.shape[1]
+    centred = codebook - codebook.mean(0)
+    fit = torch.linalg.lstsq(centred, visual).solution  # visual = centred @ some map
+    torch.testing.assert_close(centred @ fit, visual, atol=1e-6, rtol=0)
+    plain_weight = plain.encoder.embeddings.word_embeddings.weight.detach()
+    assert torch.equal(weight[:start], plain_weight[:start])
+    with pytest.raises(ValueError, match="'normal' or 'codebook'"):
+        build_model(image_embedding_init='codebok')
 
 
 # --------------------------------------------------------------------------------------------
@@ -790,7 +848,7 @@ def test_objectives_feed_the_splits_the_paper_describes():
     scramble(model.decoder.head, seed=21)
     batch = scene_batch(3)
     batch['codes'] = model.image_codes(batch['images'])
-    encodes, decodes = record(model, 'encode'), record(model, 'decoder_logits')
+    encodes, decodes = record(model, 'encode'), record(model, 'decoder_loss')
 
     np.random.seed(4)
     with torch.no_grad():
@@ -806,13 +864,16 @@ def test_objectives_feed_the_splits_the_paper_describes():
     images, text_ids, text_mask = encodes[0]['args'][:3]
     assert torch.equal(images, batch['images'])
     assert torch.equal(text_ids, enc_ids) and torch.equal(text_mask, enc_mask)
-    ids, positions, memory, memory_mask, modality = decodes[0]['args']
+    ids, positions, memory, memory_mask, targets, modality = decodes[0]['args']
     assert torch.equal(ids, dec_ids[:, :-1]) and modality == TEXT
     assert positions.tolist() == list(range(dec_ids.shape[1] - 1))
-    assert torch.equal(decodes[0]['kwargs']['padding_mask'], dec_mask[:, :-1])
+    padding = decodes[0]['kwargs']['padding_mask']
+    assert torch.equal(padding, dec_mask[:, :-1])
     assert torch.equal(memory, encodes[0]['out'][0])
-    targets = dec_ids[:, 1:].masked_fill(dec_mask[:, 1:] == 0, -100)
-    torch.testing.assert_close(loss, hand_cross_entropy(decodes[0]['out'], targets))
+    assert torch.equal(targets, dec_ids[:, 1:].masked_fill(dec_mask[:, 1:] == 0, -100))
+    with torch.no_grad():  # all positions' logits; the loss computes the scored ones only
+        logits = model.decoder_logits(ids, positions, memory, memory_mask, TEXT, padding)
+    torch.testing.assert_close(loss, hand_cross_entropy(logits, targets))
 
     encodes.clear()
     decodes.clear()
@@ -827,10 +888,13 @@ def test_objectives_feed_the_splits_the_paper_describes():
     expected_ids, expected_mask = wordpiece(model, batch['caption'])
     assert torch.equal(text_ids, expected_ids) and torch.equal(text_mask, expected_mask)
     suffix = batch['codes'][:, 2:].flatten(1)
-    ids, positions, memory, memory_mask, modality = decodes[0]['args']
+    ids, positions, memory, memory_mask, targets, modality = decodes[0]['args']
     assert modality == IMAGE and positions.tolist() == list(range(16, 64))
     assert (ids[:, 0] == 2).all() and torch.equal(ids[:, 1:], suffix[:, :-1] + TEXT_VOCAB)
-    torch.testing.assert_close(loss, hand_cross_entropy(decodes[0]['out'], suffix))
+    assert torch.equal(targets, suffix + TEXT_VOCAB)
+    with torch.no_grad():
+        logits = model.decoder_logits(ids, positions, memory, memory_mask, IMAGE)
+    torch.testing.assert_close(loss, hand_cross_entropy(logits, suffix))
 
 
 def test_prefix_image_static_and_dynamic_rows():
@@ -839,7 +903,7 @@ def test_prefix_image_static_and_dynamic_rows():
     model = build_model()
     batch = scene_batch()
     batch['codes'] = model.image_codes(batch['images'])
-    encodes, decodes = spy(model, 'encode'), spy(model, 'decoder_logits')
+    encodes, decodes = spy(model, 'encode'), spy(model, 'decoder_loss')
 
     np.random.seed(0)
     static = PrefixImage(mode='static')

@@ -115,6 +115,17 @@ def test_tiny_layouts_encode_and_decode_64px(layout, grid):
     torch.testing.assert_close(restored, expected, atol=1e-5, rtol=0)
 
 
+def test_code_vectors_are_the_decoder_input_columns():
+    tokenizer = tiny_dvae().eval()
+    vectors = tokenizer.code_vectors()
+    codes = torch.randint(0, tokenizer.codebook_size, (2, 4, 4))
+    one_hot = F.one_hot(codes, tokenizer.codebook_size).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        through_conv = tokenizer.decoder.blocks.input(one_hot)
+    bias = tokenizer.decoder.blocks.input.b[:, None, None]
+    torch.testing.assert_close(vectors[codes].permute(0, 3, 1, 2) + bias, through_conv)
+
+
 def test_bad_inputs_raise_value_error():
     tokenizer = tiny_dvae()
     with pytest.raises(ValueError, match='multiples of 2 pixels; got 63x64'):

@@ -99,10 +99,14 @@ def encoded_captions(model, captions):
 # --------------------------------------------------------------------------------------------
 # 1. Cached steps = teacher forcing, through prompt, expansion and beam-style reordering
 # --------------------------------------------------------------------------------------------
-def test_cached_steps_equal_teacher_forcing_after_expansion_and_reordering():
+@pytest.mark.parametrize(
+    'options', [{}, dict(image_grid_embeddings=True), dict(painting_relative_bias=True)]
+)
+def test_cached_steps_equal_teacher_forcing_after_expansion_and_reordering(options):
     """Every step's logits equal the teacher-forced logits of the sequence its row now holds,
-    while rows are copied per sample and reshuffled (with repeats) the way beams are."""
-    model = scrambled_model(seed=21)
+    while rows are copied per sample and reshuffled (with repeats) the way beams are (also
+    with the 2-D position options, scrambled like every decoder weight)."""
+    model = scrambled_model(seed=21, **options)
     generator = torch.Generator().manual_seed(22)
     memory = torch.randn(2, 9, 32, generator=generator)
     memory_mask = torch.ones(2, 9)
@@ -536,12 +540,13 @@ def test_completion_keeps_the_top_rows_and_mirrors_prefix_image_training():
     assert torch.equal(completed[:, :, 8:], painted[:, :, 8:])
 
     # teacher-forced PrefixImage at split r = 2 over the completion: greedy = its argmax
-    decodes = record(model, 'decoder_logits')
+    decodes = record(model, 'decoder_loss')
     objective = PrefixImage()
     objective.choose_rows = lambda model, code_rows: 2
     with torch.no_grad():
         objective(model, dict(images=images, caption=captions, codes=codes))
-    logits, positions = decodes[-1]['out'], decodes[-1]['args'][1]
+        ids, positions, memory, memory_mask = decodes[-1]['args'][:4]
+        logits = model.decoder_logits(ids, positions, memory, memory_mask, IMAGE)
     assert positions.tolist() == list(range(16, 64))
     assert torch.equal(logits.argmax(-1), codes[:, 2:].flatten(1))
 
@@ -617,3 +622,65 @@ def test_caption_likelihood_scorer_is_the_teacher_forced_log_likelihood():
         assert float(average[row]) == pytest.approx(log_likelihood / (len(ids) - 1), abs=1e-5)
     with pytest.raises(ValueError):
         mean(model, images, ['a small red circle', ' '])
+
+
+@SCORERS.register_module(force=True)
+class BrightnessScorer:
+    """Scores a painting by its mean pixel value (a test scorer)."""
+
+    def __call__(self, model, images, texts):
+        return images.mean(dim=(1, 2, 3))
+
+
+def test_predict_can_add_a_plain_sample_and_the_reranked_best_and_the_metric_scores_them(
+    monkeypatch,
+):
+    """``reranked_painting``: predict adds sample 0 and the scorer's best of N to the greedy
+    painting; SceneWritePaintMetric reports all three paint accuracies."""
+    from davinci_zoo.evaluation.scene_metric import SceneWritePaintMetric
+    from davinci_zoo.scenes import render
+
+    options = dict(num_samples=3, scorer=dict(type='BrightnessScorer'))
+    model = scrambled_model(seed=36, reranked_painting=options)
+    drawn = []
+    to_images = inference.codes_to_images
+    monkeypatch.setattr(
+        inference, 'codes_to_images', lambda m, c: drawn.append(to_images(m, c)) or drawn[-1]
+    )
+    images, captions = scene_images()
+    torch.manual_seed(5)
+    predictions = model(images=images, caption=captions, mode='predict')
+    samples = drawn[-1]  # [2, 3, 3, 32, 32]: this call's samples
+    assert samples.shape[:2] == (2, 3) and not torch.equal(samples[:, 0], samples[:, 1])
+    best = samples.mean(dim=(2, 3, 4)).argmax(1)
+    for row, prediction in enumerate(predictions):
+        assert torch.equal(prediction['painting_sampled'], samples[row, 0])
+        assert torch.equal(prediction['painting_reranked'], samples[row, best[row]])
+        assert prediction['painting'].shape == (3, 32, 32)
+
+    # the metric: truth renders read back, black paintings do not
+    truth = [SCENES[i] for i in range(2)]
+    rendered = [
+        torch.from_numpy(render(SCENES.scenes[i], 32)).permute(2, 0, 1).float() / 255
+        for i in range(2)
+    ]
+    black = torch.zeros(3, 32, 32)
+    metric = SceneWritePaintMetric()
+    metric.process(
+        None,
+        [
+            dict(
+                caption=item['caption'],
+                pred_caption=item['caption'],
+                painting=black,
+                painting_sampled=picture,
+                painting_reranked=picture if i == 0 else black,
+            )
+            for i, (item, picture) in enumerate(zip(truth, rendered))
+        ],
+    )
+    scores = metric.compute_metrics(metric.results)
+    assert scores['paint_accuracy_all'] == 0.0
+    assert scores['sampled_paint_accuracy_all'] == 1.0
+    assert scores['reranked_paint_accuracy_all'] == 0.5
+    assert scores['caption_accuracy_all'] == 1.0

@@ -62,6 +62,12 @@ def test_every_decoder_weight_reaches_the_bert_model(model):
     assert decoder_tensors <= {t.data_ptr() for t in mapped.values()}  # nothing left behind
 
 
+@pytest.mark.parametrize('option', ['image_grid_embeddings', 'painting_relative_bias'])
+def test_decoders_with_our_2d_position_options_have_no_bert_equivalent(option):
+    with pytest.raises(ValueError, match='no BERT equivalent'):
+        build_hf_decoder(MODELS.build(dict(TINY, **{option: True})))
+
+
 @pytest.mark.parametrize('modality', [TEXT, IMAGE])
 def test_ours_and_hugging_face_write_the_same_tokens_and_logits(model, modality):
     hf = build_hf_decoder(model)

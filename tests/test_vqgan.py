@@ -118,6 +118,19 @@ def test_tiny_layout_codes_and_images(cfg, factor):
     assert model.encode(images(1, 64)).shape == (1, 64 // factor, 64 // factor)
 
 
+def test_code_vectors_are_a_copy_of_what_decode_looks_up():
+    model = build(TINY_F4).eval()
+    vectors = model.code_vectors()
+    assert vectors.shape == (64, model.quantize.codebook.shape[1])
+    codes = model.encode(images(2, 32))
+    latents = vectors[codes].permute(0, 3, 1, 2)
+    with torch.no_grad():
+        expected = model.to_unit_range(model.decode_from_latents(latents))
+    torch.testing.assert_close(model.decode(codes), expected)
+    vectors.zero_()  # a copy: the codebook is untouched
+    assert model.quantize.codebook.abs().sum() > 0
+
+
 def test_cell_local_encoder_codes_each_cell_from_its_own_pixels():
     torch.manual_seed(0)
     model = build(TINY_F4, attn_resolutions=(), cell_local_encoder=True).eval()

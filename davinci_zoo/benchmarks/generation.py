@@ -426,7 +426,9 @@ def build_random_model(
     layers: int | None = None,
 ):
     """The config's DaVinci with seeded random weights (no checkpoint or pretrained trunk
-    is read); the options shrink it (``layers`` sets encoder and decoder layers)."""
+    is read); the options shrink it (``layers`` sets encoder and decoder layers). Our 2-D
+    decoder position options are switched off: the Hugging Face BERT holds the original's
+    decoder, which has neither."""
     from ..cli import UserError, load_config
     from ..registry import MODELS
 
@@ -445,5 +447,7 @@ def build_random_model(
         decoder_layers=layers,
     )
     model_cfg.update({key: value for key, value in overrides.items() if value is not None})
+    model_cfg.update(image_grid_embeddings=False, painting_relative_bias=False)
+    model_cfg.update(image_embedding_init='normal')  # the tokenizer's weights are not read
     torch.manual_seed(seed)
     return MODELS.build(model_cfg).eval()

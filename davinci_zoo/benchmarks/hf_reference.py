@@ -110,8 +110,14 @@ def hf_state_dict_of(model) -> dict[str, torch.Tensor]:
 def build_hf_decoder(model) -> CrossAttendingBertLMHeadModel:
     """A transformers BERT decoder with exactly ``model``'s decoder weights (eval mode, fp32).
 
-    Raises ValueError if any weight of either side is left unmatched.
+    Raises ValueError if any weight of either side is left unmatched, or if the decoder uses
+    one of our 2-D position options, which BERT has no place for.
     """
+    if model.decoder.image_grid_embeddings is not None or model.decoder.painting_bias is not None:
+        raise ValueError(
+            'a decoder with image_grid_embeddings or painting_relative_bias has no BERT '
+            'equivalent; benchmark a model built without them'
+        )
     hf = CrossAttendingBertLMHeadModel(bert_config_of(model))
     missing, unexpected = hf.load_state_dict(hf_state_dict_of(model), strict=False)
     missing = [key for key in missing if key not in HF_DERIVED]

@@ -17,6 +17,10 @@ class SceneWritePaintMetric(BaseMetric):
       (a caption that does not parse counts as wrong);
     - paint accuracy: the analyser reads the painting back as exactly the caption's description.
 
+    When the predictions carry ``painting_sampled`` and ``painting_reranked`` (DaVinci's
+    ``reranked_painting`` option), also ``sampled_paint_accuracy`` (one plain sample) and
+    ``reranked_paint_accuracy`` (the best of N by the scorer).
+
     Reported for one-object and two-object scenes separately and together, over scenes whose
     colour/shape pairs were seen in training; scenes using a held-out pair are reported under
     ``unseen_*`` (no target: they measure generalisation to new combinations).
@@ -29,15 +33,16 @@ class SceneWritePaintMetric(BaseMetric):
             truth = parse_caption(sample['caption'])
             if truth is None:
                 raise ValueError(f'not a scene caption: {sample["caption"]!r}')
-            painting = (sample['painting'].clamp(0, 1) * 255).round().byte()
-            self.results.append(
-                dict(
-                    objects=len(truth.objects),
-                    unseen=uses_held_out_pair(truth),
-                    caption_ok=parse_caption(sample['pred_caption']) == truth,
-                    paint_ok=analyse(painting.permute(1, 2, 0).cpu().numpy()) == truth,
-                )
+            result = dict(
+                objects=len(truth.objects),
+                unseen=uses_held_out_pair(truth),
+                caption_ok=parse_caption(sample['pred_caption']) == truth,
+                paint_ok=reads_back(sample['painting'], truth),
             )
+            if 'painting_reranked' in sample:
+                result['sampled_paint_ok'] = reads_back(sample['painting_sampled'], truth)
+                result['reranked_paint_ok'] = reads_back(sample['painting_reranked'], truth)
+            self.results.append(result)
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -56,8 +61,16 @@ class SceneWritePaintMetric(BaseMetric):
                 metrics[f'{prefix}caption_accuracy_{group}'] = float(
                     np.mean([r['caption_ok'] for r in rows])
                 )
-                metrics[f'{prefix}paint_accuracy_{group}'] = float(
-                    np.mean([r['paint_ok'] for r in rows])
-                )
+                for kind in ('', 'sampled_', 'reranked_'):
+                    if f'{kind}paint_ok' in rows[0]:
+                        metrics[f'{prefix}{kind}paint_accuracy_{group}'] = float(
+                            np.mean([r[f'{kind}paint_ok'] for r in rows])
+                        )
                 metrics[f'{prefix}count_{group}'] = len(rows)
         return metrics
+
+
+def reads_back(painting, truth) -> bool:
+    """Whether the analyser reads painting [3, H, W] in [0, 1] as exactly ``truth``."""
+    pixels = (painting.clamp(0, 1) * 255).round().byte()
+    return analyse(pixels.permute(1, 2, 0).cpu().numpy()) == truth

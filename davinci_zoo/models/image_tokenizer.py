@@ -77,6 +77,13 @@ class ImageTokenizer(nn.Module):
         """[B, h, w] int64 codes -> [B, 3, h*f, w*f] floats in [0, 1]."""
         raise NotImplementedError
 
+    def code_vectors(self) -> torch.Tensor:
+        """[codebook_size, C]: each code's vector in the tokenizer's own space (VQ: the
+        codebook entry; dVAE: the decoder's input weights for the code), so codes that draw
+        alike lie close. Optional: DaVinci can initialise its visual word embeddings from it.
+        """
+        raise NotImplementedError(f'{type(self).__name__} does not expose code vectors')
+
     def forward_train(self, images: torch.Tensor, step: int = 0) -> TokenizerOutput:
         """One training pass on [B, 3, H, W] images in [0, 1]; ``step`` drives schedules.
 

@@ -132,8 +132,16 @@ class RelativePositionBias2d(nn.Module):
         c = torch.arange(width, device=self.relative_bias_table.device)
         rr, cc = torch.meshgrid(r, c, indexing='ij')
         rr, cc = rr.flatten(), cc.flatten()
-        index = (rr[:, None] - rr[None] + rows - 1) * (2 * cols - 1) + (
-            cc[:, None] - cc[None] + cols - 1
+        return self.between((rr, cc), (rr, cc))
+
+    def between(self, queries, keys) -> torch.Tensor:
+        """The bias from query cells to key cells: [1, heads, Lq, Lk].
+
+        ``queries`` and ``keys``: (rows, cols) int tensors [Lq] and [Lk] inside the grid.
+        """
+        rows, cols = self.grid
+        index = (queries[0][:, None] - keys[0][None] + rows - 1) * (2 * cols - 1) + (
+            queries[1][:, None] - keys[1][None] + cols - 1
         )
         return self.relative_bias_table[index].permute(2, 0, 1)[None]
 

@@ -43,7 +43,13 @@ class TextEmbeddings(nn.Module):
     def max_positions(self) -> int:
         return self.position_embeddings.num_embeddings
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``extra`` [B or 1, L, D], if given, is added with the positions (before LayerNorm)."""
         if positions is None:
             positions = torch.arange(ids.shape[1], device=ids.device)
         if int(positions.max()) >= self.max_positions:
@@ -56,4 +62,51 @@ class TextEmbeddings(nn.Module):
             + self.position_embeddings(positions)
             + self.token_type_embeddings.weight[0]
         )
+        if extra is not None:
+            x = x + extra
         return self.dropout(self.LayerNorm(x))
+
+
+class ImageGridEmbeddings(nn.Module):
+    """Learned row and column embeddings of the code each image position predicts.
+
+    Not in the original, whose decoder knows image positions only as 1-D raster indices; the
+    factorised row + column embedding is DALL-E's. Decoder position p (p = 0 is the image BOS,
+    p = r*w for a BOS after r prefix rows) predicts code p of the h x w grid in raster order,
+    so it gets ``rows[p // w] + columns[p % w]``. Text tokens get nothing.
+
+    Args:
+        grid: (h, w) codes of a full image.
+        hidden_size: D.
+        image_ids_from: the first image code id (ids at or above it are image tokens).
+        image_bos_id: the image BOS id (an image token too).
+    """
+
+    def __init__(
+        self, grid: tuple[int, int], hidden_size: int, image_ids_from: int, image_bos_id: int
+    ) -> None:
+        super().__init__()
+        self.grid = tuple(grid)
+        self.image_ids_from, self.image_bos_id = image_ids_from, image_bos_id
+        self.row_embeddings = nn.Embedding(self.grid[0], hidden_size)
+        self.column_embeddings = nn.Embedding(self.grid[1], hidden_size)
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """ids [B, L] at positions [L] or [B, L] -> [B, L, D] (zero at text tokens)."""
+        rows, columns = grid_cells(positions, self.grid)
+        grid = self.row_embeddings(rows) + self.column_embeddings(columns)
+        is_image = image_tokens(ids, self.image_ids_from, self.image_bos_id)
+        return grid * is_image[..., None].to(grid.dtype)
+
+
+def image_tokens(ids: torch.Tensor, image_ids_from: int, image_bos_id: int) -> torch.Tensor:
+    """Bool mask of the image tokens (codes and the image BOS) among ids [...]."""
+    return (ids >= image_ids_from) | (ids == image_bos_id)
+
+
+def grid_cells(positions: torch.Tensor, grid: tuple[int, int]):
+    """Decoder positions [...] of a painting -> (rows, cols) [...] of the codes they predict
+    in an h x w raster (positions past the grid count as its last cell)."""
+    height, width = grid
+    cells = positions.clamp(max=height * width - 1)
+    return cells // width, cells % width

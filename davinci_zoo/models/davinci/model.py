@@ -8,7 +8,8 @@ from mmengine.model import BaseModel
 
 from ...registry import BACKBONES, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 from ...text import WordPieceTokenizer
-from .transformer import DaVinciDecoder, DaVinciEncoder
+from .embeddings import ImageGridEmbeddings
+from .transformer import DaVinciDecoder, DaVinciEncoder, PaintingRelativeBias
 from .vocabulary import IMAGE, JointVocabulary
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -31,7 +32,22 @@ class DaVinci(BaseModel):
         image_size: the training resolution of both the embedder and the tokenizer.
         relative_bias_in_prefix_image: also add the 2-D relative bias when the encoder sees a
             prefix (top part) of an image; off by default, as in the original.
+        image_grid_embeddings: give decoder image tokens learned row + column embeddings of
+            the code they predict, besides the 1-D positions (ours, after DALL-E; off by
+            default, as in the original, whose weights then load one to one).
+        painting_relative_bias: a learned 2-D relative position bias in the decoder's
+            self-attention among a painting's tokens, by the cells they predict (ours; off by
+            default, as in the original).
+        image_embedding_init: ``'normal'`` (BERT's, the original's) or ``'codebook'``: the
+            visual rows of the word embeddings start as a fixed random projection of the
+            tokenizer's :meth:`~davinci_zoo.models.image_tokenizer.ImageTokenizer.code_vectors`
+            at the same scale, so codes that draw alike start alike (ours; the tokenizer's
+            weights must be loaded when the model is built).
         label_smoothing: of the cross-entropy losses.
+        reranked_painting: in ``mode='predict'``, also paint ``num_samples`` samples per
+            caption and keep the best by ``scorer`` (keywords of
+            :func:`~.prediction.sampled_and_reranked`, e.g. ``dict(num_samples=8)``), so
+            ``tools/test.py`` reports paint accuracy with re-ranking too. None: greedy only.
         vocab_file: WordPiece vocabulary (default: the shipped bert-base-uncased file).
 
     Batches: ``images`` [B, 3, H, W] in [0, 1] with ``caption`` (list of B strings) for
@@ -54,7 +70,11 @@ class DaVinci(BaseModel):
         max_text_positions: int = 257,
         image_size: int = 256,
         relative_bias_in_prefix_image: bool = False,
+        image_grid_embeddings: bool = False,
+        painting_relative_bias: bool = False,
+        image_embedding_init: str = 'normal',
         label_smoothing: float = 0.0,
+        reranked_painting: dict | None = None,
         vocab_file: str | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
@@ -62,7 +82,7 @@ class DaVinci(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.text_tokenizer = WordPieceTokenizer(vocab_file)
         self.image_tokenizer = IMAGE_TOKENIZERS.build(image_tokenizer).eval().requires_grad_(False)
-        self.image_size = image_size
+        self.image_size, self.hidden_size = image_size, hidden_size
         self.vocab = JointVocabulary(
             len(self.text_tokenizer),
             self.image_tokenizer.codebook_size,
@@ -93,13 +113,34 @@ class DaVinci(BaseModel):
             self.encoder.embeddings.word_embeddings,
             layer_norm_eps,
             dropout,
+            self._image_grid_embeddings(hidden_size) if image_grid_embeddings else None,
+            self._painting_bias(num_heads, decoder_layers) if painting_relative_bias else None,
         )
         self.objectives = torch.nn.ModuleList(OBJECTIVES.build(cfg) for cfg in objectives)
         self.relative_bias_in_prefix_image = relative_bias_in_prefix_image
         self.label_smoothing = label_smoothing
+        self.reranked_painting = None if reranked_painting is None else dict(reranked_painting)
         self.register_buffer('pixel_mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer('pixel_std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), False)
         self._init_weights()
+        if image_embedding_init == 'codebook':
+            self._init_image_embeddings_from_codebook()
+        elif image_embedding_init != 'normal':
+            raise ValueError(
+                f"image_embedding_init must be 'normal' or 'codebook', got {image_embedding_init!r}"
+            )
+
+    def _image_grid_embeddings(self, hidden_size: int) -> ImageGridEmbeddings:
+        image_ids_from = self.vocab.id_range(IMAGE)[0]
+        return ImageGridEmbeddings(
+            self.vocab.code_grid, hidden_size, image_ids_from, self.vocab.image_bos_id
+        )
+
+    def _painting_bias(self, num_heads: int, num_layers: int) -> PaintingRelativeBias:
+        image_ids_from = self.vocab.id_range(IMAGE)[0]
+        return PaintingRelativeBias(
+            self.vocab.code_grid, num_heads, num_layers, image_ids_from, self.vocab.image_bos_id
+        )
 
     def _init_weights(self) -> None:
         """BERT's initialisation for the transformer: normal(0.02) weights, zero biases."""
@@ -108,6 +149,20 @@ class DaVinci(BaseModel):
                 torch.nn.init.normal_(module.weight, std=0.02)
                 if isinstance(module, torch.nn.Linear):
                     torch.nn.init.zeros_(module.bias)
+
+    @torch.no_grad()
+    def _init_image_embeddings_from_codebook(self) -> None:
+        """Visual word embeddings <- centred code vectors [K, C] @ a seeded Gaussian [C, D],
+        scaled to the std (0.02) of the normal initialisation."""
+        vectors = self.image_tokenizer.code_vectors().float()
+        vectors = vectors - vectors.mean(0)
+        generator = torch.Generator().manual_seed(0)
+        projection = torch.randn(vectors.shape[1], self.hidden_size, generator=generator)
+        embedded = vectors @ projection
+        embedded = embedded * (0.02 / embedded.std().clamp_min(1e-12))
+        start, end = self.vocab.id_range(IMAGE)
+        weight = self.encoder.embeddings.word_embeddings.weight
+        weight[start:end] = embedded.to(weight.dtype)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -159,6 +214,24 @@ class DaVinci(BaseModel):
         memory_kv = self.decoder.memory_keys_values(memory)
         hidden, _ = self.decoder(ids, positions, memory_kv, memory_mask, padding_mask)
         return self.decoder.head(hidden, self.vocab.id_range(modality))
+
+    def decoder_loss(
+        self,
+        ids,
+        positions,
+        memory,
+        memory_mask,
+        targets: torch.Tensor,
+        modality: str,
+        padding_mask=None,
+    ) -> torch.Tensor:
+        """Teacher-forced mean cross-entropy of decoder inputs ids [B, L] against global ids
+        targets [B, L] (-100 = skip), with logits computed only where a target is scored."""
+        memory_kv = self.decoder.memory_keys_values(memory)
+        hidden, _ = self.decoder(ids, positions, memory_kv, memory_mask, padding_mask)
+        scored = targets != -100
+        logits = self.decoder.head(hidden[scored], self.vocab.id_range(modality))
+        return self.sequence_loss(logits[None], targets[scored][None], modality)
 
     def sequence_loss(
         self, logits: torch.Tensor, targets: torch.Tensor, modality: str

@@ -76,15 +76,15 @@ class _TextSuffixObjective(Objective):
         memory, memory_mask = model.encode(images, enc_ids, enc_mask)
         targets = dec_ids[:, 1:].masked_fill(dec_mask[:, 1:] == 0, -100)
         positions = torch.arange(dec_ids.shape[1] - 1, device=dec_ids.device)
-        logits = model.decoder_logits(
+        loss = model.decoder_loss(
             dec_ids[:, :-1],
             positions,
             memory,
             memory_mask,
+            targets,
             self.logits,
             padding_mask=dec_mask[:, :-1],
         )
-        loss = model.sequence_loss(logits, targets, self.logits)
         return {f'loss_{self.name}': self.weight * loss}
 
 
@@ -196,6 +196,7 @@ class PrefixImage(Objective):
         bos = torch.full((len(codes), 1), model.vocab.image_bos_id, device=codes.device)
         ids = torch.cat([bos, model.vocab.codes_to_ids(suffix)], dim=1)
         positions = rows * width + torch.arange(ids.shape[1] - 1, device=codes.device)
-        logits = model.decoder_logits(ids[:, :-1], positions, memory, memory_mask, self.logits)
-        loss = model.sequence_loss(logits, ids[:, 1:], self.logits)
+        loss = model.decoder_loss(
+            ids[:, :-1], positions, memory, memory_mask, ids[:, 1:], self.logits
+        )
         return {f'loss_{self.name}': self.weight * loss}

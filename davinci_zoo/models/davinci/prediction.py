@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .generation import SamplingConfig, generate
+from .generation import GenerationConfig, SamplingConfig, generate
 from .vocabulary import IMAGE, TEXT
 
 
@@ -54,12 +54,40 @@ def paint_codes(
     return model.vocab.ids_to_codes(ids).view(len(captions), height, width)
 
 
+@torch.no_grad()
+def sampled_and_reranked(
+    model, captions: list[str], num_samples: int = 8, scorer=None, **gen
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paint ``num_samples`` per caption (plain sampling unless ``gen`` says otherwise) ->
+    (the first sample, the sample ``scorer`` rates best), each [B, 3, H, W] in [0, 1].
+
+    ``scorer``: a SCORERS config (default: the model's caption likelihood).
+    """
+    from ...registry import SCORERS
+    from . import inference
+
+    config = GenerationConfig(**{'do_sample': True, **gen})
+    codes, _ = inference.paint_codes(model, captions, config, num_samples)
+    images = inference.codes_to_images(model, codes)  # [B, N, 3, H, W]
+    scorer = SCORERS.build(scorer or dict(type='CaptionLikelihoodScorer'))
+    scores = inference.score_samples(model, images, captions, scorer)
+    best = scores.argmax(1)
+    return images[:, 0], images[torch.arange(len(images)), best]
+
+
 def predict(model, batch: dict) -> list[dict]:
-    """Per sample: ``pred_caption`` (from the image), ``painting`` [3, H, W] (from the caption)."""
+    """Per sample: ``pred_caption`` (from the image), ``painting`` [3, H, W] (greedy, from
+    the caption); with the model's ``reranked_painting`` settings also ``painting_sampled``
+    (one plain sample) and ``painting_reranked`` (the best of N by the scorer)."""
     images, captions = batch['images'], list(batch['caption'])
     written = write_captions(model, images)
     paintings = model.image_tokenizer.decode(paint_codes(model, captions)).clamp(0, 1)
-    return [
+    samples = [
         dict(caption=caption, pred_caption=text, painting=painting, images=image)
         for caption, text, painting, image in zip(captions, written, paintings, images)
     ]
+    if model.reranked_painting is not None:
+        sampled, reranked = sampled_and_reranked(model, captions, **model.reranked_painting)
+        for sample, first, best in zip(samples, sampled, reranked):
+            sample.update(painting_sampled=first, painting_reranked=best)
+    return samples

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import NEG_INF, KeyValueCache
-from .embeddings import TextEmbeddings
+from .attention import NEG_INF, KeyValueCache, RelativePositionBias2d
+from .embeddings import ImageGridEmbeddings, TextEmbeddings, grid_cells, image_tokens
 from .layers import TransformerLayer
 
 
@@ -108,12 +108,61 @@ class LMHead(nn.Module):
         return F.linear(x, weight, self.bias[start:end])
 
 
+class PaintingRelativeBias(nn.Module):
+    """A learned 2-D relative position bias per decoder layer among a painting's tokens (ours;
+    the original's decoder has none).
+
+    Decoder position p of a painting predicts code p of the h x w grid in raster order, so the
+    bias from position p to position q is the table entry for the offset between the cells
+    they predict. Calls over text tokens get no bias. Tables start at zero.
+
+    Args:
+        grid: (h, w) codes of a full image.
+        num_heads, num_layers: of the decoder.
+        image_ids_from, image_bos_id: which ids are image tokens.
+    """
+
+    def __init__(
+        self,
+        grid: tuple[int, int],
+        num_heads: int,
+        num_layers: int,
+        image_ids_from: int,
+        image_bos_id: int,
+    ) -> None:
+        super().__init__()
+        self.grid = tuple(grid)
+        self.image_ids_from, self.image_bos_id = image_ids_from, image_bos_id
+        self.tables = nn.ModuleList(
+            RelativePositionBias2d(self.grid, num_heads) for _ in range(num_layers)
+        )
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, cached: int):
+        """Per layer bias [1, H, L, cached + L] for ids [B, L] at positions [L] or [B, L]
+        after ``cached`` earlier positions (contiguous, as decoding feeds them); None for text.
+        """
+        is_image = image_tokens(ids, self.image_ids_from, self.image_bos_id)
+        if not is_image.any():
+            return None
+        if not is_image.all():
+            raise ValueError('a decoder call mixes text and image tokens')
+        queries = positions.reshape(-1, positions.shape[-1])[0]
+        start = int(queries[0]) - cached
+        keys = torch.arange(start, start + cached + len(queries), device=positions.device)
+        if start < 0 or not torch.equal(keys[cached:], queries):
+            raise ValueError('painting positions must be contiguous after the cached ones')
+        query_cells, key_cells = grid_cells(queries, self.grid), grid_cells(keys, self.grid)
+        return [table.between(query_cells, key_cells) for table in self.tables]
+
+
 class DaVinciDecoder(nn.Module):
     """Causal post-LN transformer with cross-attention over the encoder output.
 
     Supports an incremental KV cache: :meth:`forward` takes and returns the per-layer
     self-attention keys/values, and cross-attention keys/values are computed once per
-    memory by :meth:`memory_keys_values`.
+    memory by :meth:`memory_keys_values`. ``image_grid_embeddings`` and ``painting_bias``,
+    if given, add 2-D positions to image tokens (:class:`~.embeddings.ImageGridEmbeddings`,
+    :class:`PaintingRelativeBias`).
     """
 
     def __init__(
@@ -127,11 +176,15 @@ class DaVinciDecoder(nn.Module):
         word_embeddings: nn.Embedding,
         eps: float = 1e-12,
         dropout: float = 0.1,
+        image_grid_embeddings: ImageGridEmbeddings | None = None,
+        painting_bias: PaintingRelativeBias | None = None,
     ) -> None:
         super().__init__()
         self.embeddings = TextEmbeddings(
             vocab_size, hidden_size, max_positions, eps, dropout, word_embeddings=word_embeddings
         )
+        self.image_grid_embeddings = image_grid_embeddings
+        self.painting_bias = painting_bias
         self.layers = nn.ModuleList(
             TransformerLayer(
                 hidden_size, num_heads, intermediate_size, eps, dropout, cross_attention=True
@@ -164,7 +217,10 @@ class DaVinciDecoder(nn.Module):
         [B, H, S, D/H], or [M, H, S, D/H] with ``memory_mask`` [M, S] when groups of B / M
         rows share one memory (an input's beams or samples).
         """
-        hidden = self.embeddings(ids, positions)
+        grid = None
+        if self.image_grid_embeddings is not None:
+            grid = self.image_grid_embeddings(ids, positions)
+        hidden = self.embeddings(ids, positions, grid)
         length = ids.shape[1]
         bias = None  # one new position attends to every cached one and to itself
         if length > 1:
@@ -172,14 +228,20 @@ class DaVinciDecoder(nn.Module):
         if padding_mask is not None:
             padding = padding_bias(padding_mask, hidden.dtype)
             bias = padding if bias is None else bias + padding
+        relative = None
+        if self.painting_bias is not None:
+            relative = self.painting_bias(ids, positions, past_length(past))
         memory_bias = padding_bias(memory_mask, hidden.dtype)
         if isinstance(past, KeyValueCache):
             slots = [past.slot(index) for index in range(len(self.layers))]
         else:
             slots = past or [None] * len(self.layers)
         new_past = []
-        for layer, layer_memory, slot in zip(self.layers, memory_kv, slots):
-            hidden, kv = layer(hidden, bias, layer_memory, memory_bias, slot)
+        for index, (layer, layer_memory, slot) in enumerate(zip(self.layers, memory_kv, slots)):
+            layer_bias = bias
+            if relative is not None:
+                layer_bias = relative[index] if bias is None else bias + relative[index]
+            hidden, kv = layer(hidden, layer_bias, layer_memory, memory_bias, slot)
             new_past.append(kv)
         if isinstance(past, KeyValueCache):
             past.advance(length)

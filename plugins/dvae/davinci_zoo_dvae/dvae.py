@@ -104,6 +104,10 @@ class DVAE(ImageTokenizer):
         self._check_codes(codes)
         return pixels_from_statistics(self.decoder.forward_indices(codes))
 
+    def code_vectors(self) -> torch.Tensor:
+        """[codebook_size, n_init]: the decoder's 1x1 input weights for each code."""
+        return self.decoder.blocks.input.w[:, :, 0, 0].t().detach().clone()
+
     def forward_train(self, images: torch.Tensor, step: int = 0) -> TokenizerOutput:
         """Gumbel-softmax pass on [B, 3, H, W] images in [0, 1]; ``step`` drives the schedules.
 

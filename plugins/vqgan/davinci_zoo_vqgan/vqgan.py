@@ -139,6 +139,10 @@ class VQGAN(ImageTokenizer):
         self.check_codes(codes)
         return self.to_unit_range(self.decode_from_latents(self.quantize.lookup(codes)))
 
+    def code_vectors(self) -> torch.Tensor:
+        """[codebook_size, embed_dim]: the codebook."""
+        return self.quantize.codebook.detach().clone()
+
     def check_codes(self, codes: torch.Tensor) -> None:
         """Raise ValueError unless ``codes`` is a [B, h, w] integer tensor of valid codes."""
         if codes.dim() != 3 or codes.dtype.is_floating_point or codes.dtype == torch.bool:

@@ -1,0 +1,72 @@
+"""GroupedOptimWrapperConstructor: mmengine's paramwise settings, in few param groups."""
+
+from __future__ import annotations
+
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from torch import nn
+
+import davinci_zoo.components  # noqa: F401  (registers the constructor)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+        self.relative_bias_table = nn.Parameter(torch.zeros(3))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.norm(self.linear(x))).sum() + self.relative_bias_table.sum()
+
+
+def build(constructor: str, seed: int = 0):
+    torch.manual_seed(seed)
+    model = Tiny()
+    cfg = dict(
+        constructor=constructor,
+        optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.1),
+        paramwise_cfg=dict(
+            norm_decay_mult=0.0,
+            bias_decay_mult=0.0,
+            custom_keys={'relative_bias_table': dict(decay_mult=0.0, lr_mult=20.0)},
+        ),
+    )
+    with DefaultScope.overwrite_default_scope('davinci_zoo'):
+        return model, build_optim_wrapper(model, cfg)
+
+
+def settings(wrapper) -> dict[int, tuple[float, float]]:
+    """id(param) -> (lr, weight decay) as the optimizer holds them."""
+    return {
+        id(param): (group['lr'], group['weight_decay'])
+        for group in wrapper.optimizer.param_groups
+        for param in group['params']
+    }
+
+
+def test_parameters_keep_their_settings_in_fewer_groups_and_step_alike():
+    plain_model, plain = build('DefaultOptimWrapperConstructor')
+    model, grouped = build('GroupedOptimWrapperConstructor')
+    assert len(plain.optimizer.param_groups) == 7  # one per parameter
+    assert len(grouped.optimizer.param_groups) == 3  # decayed, not decayed, the 20x table
+    by_name = dict(model.named_parameters())
+    held = settings(grouped)
+    assert held[id(by_name['linear.weight'])] == (1e-2, 0.1)
+    assert held[id(by_name['linear.bias'])] == (1e-2, 0.0)
+    assert held[id(by_name['norm.weight'])] == (1e-2, 0.0)
+    assert held[id(by_name['relative_bias_table'])] == (0.2, 0.0)
+    plain_by_name = dict(plain_model.named_parameters())
+    plain_held = settings(plain)
+    for name, param in by_name.items():
+        assert held[id(param)] == plain_held[id(plain_by_name[name])], name
+    start = {name: param.detach().clone() for name, param in by_name.items()}
+    inputs = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        plain.update_params(plain_model(inputs))
+        grouped.update_params(model(inputs))
+    for name, param in by_name.items():
+        torch.testing.assert_close(param, plain_by_name[name], atol=1e-6, rtol=0)
+    assert all(not torch.equal(param, start[name]) for name, param in by_name.items())
