@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import torch
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope
 from torch import nn
 
-import davinci_zoo.components  # noqa: F401  (registers the constructor)
+from davinci_zoo.engine.optim import build_optim_wrapper
 
 
 class Tiny(nn.Module):
@@ -34,8 +32,7 @@ def build(constructor: str, seed: int = 0):
             custom_keys={'relative_bias_table': dict(decay_mult=0.0, lr_mult=20.0)},
         ),
     )
-    with DefaultScope.overwrite_default_scope('davinci_zoo'):
-        return model, build_optim_wrapper(model, cfg)
+    return model, build_optim_wrapper(model, cfg)  # in davinci_zoo's registry scope
 
 
 def settings(wrapper) -> dict[int, tuple[float, float]]:

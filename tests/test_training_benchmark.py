@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import run_tool
 from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
 
 from davinci_zoo.benchmarks import training
+from davinci_zoo.engine.optim import build_optim_wrapper
 from davinci_zoo.registry import MODELS
 
 TINY = 'configs/davinci_tiny_scenes32.py'
@@ -18,6 +18,11 @@ def tiny_model_and_optimizer():
     cfg = Config.fromfile(TINY)
     cfg.model.update(hidden_size=64, num_heads=2, intermediate_size=128)
     cfg.model.encoder_layers = cfg.model.decoder_layers = 1
+    # fixed splits (whole captions, no prefix image), so every step costs the same FLOPs
+    cfg.model.objectives = [
+        dict(type='PrefixLM', empty_prefix_prob=1.0),
+        dict(type='PrefixImage', mode='static'),
+    ]
     model = MODELS.build(cfg.model)
     return model, build_optim_wrapper(model, cfg.optim_wrapper), cfg.model.image_size
 

@@ -148,9 +148,9 @@ def benchmark_generation(args) -> dict:
 
 def benchmark_training(args) -> dict:
     from mmengine.logging import MMLogger
-    from mmengine.optim import build_optim_wrapper
 
     from davinci_zoo.benchmarks.training import TrainingSettings, run_training_benchmark
+    from davinci_zoo.engine.optim import build_optim_wrapper
     from davinci_zoo.registry import MODELS
 
     cfg = load_config(args.config)

@@ -36,3 +36,13 @@ def merge_param_groups(groups: list[dict]) -> list[dict]:
             merged[key] = dict(options, params=[])
         merged[key]['params'].extend(group['params'])
     return list(merged.values())
+
+
+def build_optim_wrapper(model, cfg: dict):
+    """mmengine's ``build_optim_wrapper`` in davinci_zoo's registry scope, so this project's
+    constructors (and plugins') are found outside a Runner too (benchmarks, scripts)."""
+    from mmengine.optim import build_optim_wrapper as build
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope('davinci_zoo'):
+        return build(model, cfg)
