@@ -184,15 +184,7 @@ def caption(model, images, prompt: str = '', batch_size: int = 32, **gen) -> lis
 
 
 # -- paint --------------------------------------------------------------------------------
-def build_scorer(scorer=None):
-    """None: CaptionLikelihoodScorer; a SCORERS name or config dict: built; a callable: itself."""
-    from .registry import SCORERS
-
-    if scorer is None:
-        scorer = 'CaptionLikelihoodScorer'
-    if isinstance(scorer, str):
-        scorer = dict(type=scorer)
-    return SCORERS.build(scorer) if isinstance(scorer, dict) else scorer
+build_scorer = inference.build_scorer
 
 
 def paint_tensors(

@@ -258,6 +258,17 @@ def complete_images(
     return completed
 
 
+def build_scorer(scorer=None):
+    """None: CaptionLikelihoodScorer; a SCORERS name or config dict: built; a callable: itself."""
+    from ...registry import SCORERS
+
+    if scorer is None:
+        scorer = 'CaptionLikelihoodScorer'
+    if isinstance(scorer, str):
+        scorer = dict(type=scorer)
+    return SCORERS.build(scorer) if isinstance(scorer, dict) else scorer
+
+
 @torch.no_grad()
 def score_samples(model, images: torch.Tensor, texts: list[str], scorer) -> torch.Tensor:
     """Scores [B, N] of images [B, N, 3, H, W] against their texts (B strings)."""

@@ -209,10 +209,15 @@ class DaVinci(BaseModel):
         return self.encoder(text_ids, text_mask, tokens, grid)
 
     # -- decoding ----------------------------------------------------------------------------
-    def decoder_logits(self, ids, positions, memory, memory_mask, modality: str, padding_mask=None):
-        """Teacher-forced logits [B, L, |modality ids|] for decoder inputs ids [B, L]."""
+    def decoder_hidden(self, ids, positions, memory, memory_mask, padding_mask=None):
+        """Teacher-forced decoder states [B, L, D] for decoder inputs ids [B, L]."""
         memory_kv = self.decoder.memory_keys_values(memory)
         hidden, _ = self.decoder(ids, positions, memory_kv, memory_mask, padding_mask)
+        return hidden
+
+    def decoder_logits(self, ids, positions, memory, memory_mask, modality: str, padding_mask=None):
+        """Teacher-forced logits [B, L, |modality ids|] for decoder inputs ids [B, L]."""
+        hidden = self.decoder_hidden(ids, positions, memory, memory_mask, padding_mask)
         return self.decoder.head(hidden, self.vocab.id_range(modality))
 
     def decoder_loss(
@@ -227,8 +232,7 @@ class DaVinci(BaseModel):
     ) -> torch.Tensor:
         """Teacher-forced mean cross-entropy of decoder inputs ids [B, L] against global ids
         targets [B, L] (-100 = skip), with logits computed only where a target is scored."""
-        memory_kv = self.decoder.memory_keys_values(memory)
-        hidden, _ = self.decoder(ids, positions, memory_kv, memory_mask, padding_mask)
+        hidden = self.decoder_hidden(ids, positions, memory, memory_mask, padding_mask)
         scored = targets != -100
         logits = self.decoder.head(hidden[scored], self.vocab.id_range(modality))
         return self.sequence_loss(logits[None], targets[scored][None], modality)

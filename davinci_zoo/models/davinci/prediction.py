@@ -61,15 +61,15 @@ def sampled_and_reranked(
     """Paint ``num_samples`` per caption (plain sampling unless ``gen`` says otherwise) ->
     (the first sample, the sample ``scorer`` rates best), each [B, 3, H, W] in [0, 1].
 
-    ``scorer``: a SCORERS config (default: the model's caption likelihood).
+    ``scorer``: as :func:`~.inference.build_scorer` takes it (default: the model's caption
+    likelihood).
     """
-    from ...registry import SCORERS
     from . import inference
 
     config = GenerationConfig(**{'do_sample': True, **gen})
     codes, _ = inference.paint_codes(model, captions, config, num_samples)
     images = inference.codes_to_images(model, codes)  # [B, N, 3, H, W]
-    scorer = SCORERS.build(scorer or dict(type='CaptionLikelihoodScorer'))
+    scorer = inference.build_scorer(scorer)
     scores = inference.score_samples(model, images, captions, scorer)
     best = scores.argmax(1)
     return images[:, 0], images[torch.arange(len(images)), best]
