@@ -12,7 +12,8 @@ Example:
 The generation keywords (``**gen``) are the fields of
 :class:`~davinci_zoo.models.davinci.generation.GenerationConfig`: ``max_length``,
 ``min_length``, ``count_prompt``, ``num_beams``, ``length_penalty``, ``do_sample``,
-``temperature``, ``top_k``, ``top_p``, ``repetition_penalty``, ``seed``.
+``temperature``, ``top_k``, ``top_p``, ``repetition_penalty``, ``seed``, and for painting
+``guidance_scale`` (classifier-free guidance).
 
 Images are read exactly as the training data loaders read them (RGB, centre-cropped to a
 square, bicubic resize to the model's ``image_size``, values in [0, 1]). Importing this module
@@ -156,6 +157,7 @@ def generation_config(gen: dict) -> GenerationConfig:
 
 
 def _check_caption_length(model, config: GenerationConfig, prompt: str) -> None:
+    inference.check_writing_config(config)
     prompt_length = inference.text_prompt(model, prompt, 1).shape[1]
     longest, _ = config.new_token_limits(prompt_length, inference.DEFAULT_CAPTION_TOKENS)
     inference.check_positions(model, prompt_length + longest - 1)

@@ -136,6 +136,8 @@ def test_caption_paint_and_complete_return_what_they_promise(tiny, model):
         }
     beams = paint(model, TEXTS[:1], num_samples=2, num_beams=2, with_scores=True)
     assert len(beams[0]) == 2 and beams[0][0][1] >= beams[0][1][1]
+    guided = paint(model, TEXTS, guidance_scale=0.0)  # 0: both paint the empty caption
+    assert np.array_equal(np.asarray(guided[0]), np.asarray(guided[1]))
 
     completed = complete(model, paths, 2, TEXTS)
     assert [image.size for image in completed] == [(32, 32), (32, 32)]
@@ -152,6 +154,7 @@ def test_caption_paint_and_complete_return_what_they_promise(tiny, model):
         lambda: paint(model, TEXTS, scorer='CaptionLikelihoodScorer'),  # without rerank
         lambda: paint(model, TEXTS, max_length=4),
         lambda: caption(model, paths, colour='red'),
+        lambda: caption(model, paths, guidance_scale=2.0),  # guidance is for painting
         lambda: caption(model, paths, max_length=3, count_prompt=True, prompt='a picture of'),
         lambda: complete(model, paths, None, TEXTS, keep_pixels=6),
         lambda: complete(model, paths, 1, TEXTS),  # a 4 px strip the embedder cannot read
@@ -220,6 +223,17 @@ def test_tools_refuse_an_unreadable_image_and_an_empty_text(tiny, capsys):
     bogus = ('--scorer-options', 'bogus=1')
     code, err = run_in_process(capsys, 'paint', config, checkpoint, *rerank, *likelihood, *bogus)
     assert code == 2 and err.startswith('error: --scorer CaptionLikelihoodScorer: ')
+    code, err = run_in_process(
+        capsys, 'paint', config, checkpoint, *rerank, '--guidance-scale', '-1'
+    )
+    assert code == 2 and 'guidance_scale must be >= 0' in err
+    load_tool('paint').main([config, checkpoint, *rerank[:3], '--greedy', '--guidance-scale', '0'])
+    empty_caption = np.asarray(Image.open(out))
+    load_tool('paint').main(
+        [config, checkpoint, 'a blue square', *rerank[1:3], '--greedy', '--guidance-scale', '0']
+    )
+    assert np.array_equal(np.asarray(Image.open(out)), empty_caption)  # scale 0: text unused
+    capsys.readouterr()
     load_tool('paint').main([config, checkpoint, *rerank, *likelihood])
     assert Image.open(out).size == (2 * 34 + 2, 34 + 2)
     scores = [float(s) for s in capsys.readouterr().out.splitlines()[0].split('\t')[1].split()]

@@ -942,6 +942,49 @@ def test_prefix_image_static_and_dynamic_rows():
         PrefixLM(logits=IMAGE)
 
 
+def test_prefix_image_input_noise_replaces_inputs_not_targets():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model()
+    batch = scene_batch(4)
+    batch['codes'] = model.image_codes(batch['images'])
+    clean_ids = model.vocab.codes_to_ids(batch['codes'].flatten(1))
+    decodes = spy(model, 'decoder_loss')
+    with torch.no_grad():
+        PrefixImage(mode='static')(model, batch)
+        PrefixImage(mode='static', input_noise=0.5)(model, batch)
+    (clean_inputs, *_, clean_targets, _), (noisy_inputs, *_, noisy_targets, _) = decodes
+    assert torch.equal(clean_targets, clean_ids) and torch.equal(noisy_targets, clean_ids)
+    assert torch.equal(clean_inputs[:, 1:], clean_ids[:, :-1])
+    assert (noisy_inputs[:, 0] == model.vocab.image_bos_id).all()
+    changed = (noisy_inputs[:, 1:] != clean_ids[:, :-1]).float().mean()
+    assert 0.3 < changed < 0.6  # 0.5 drawn, a few draws land on the same code
+    assert (noisy_inputs[:, 1:] >= TEXT_VOCAB).all()  # still image ids
+    with pytest.raises(ValueError, match='input_noise'):
+        PrefixImage(input_noise=1.0)
+
+
+def test_prefix_image_caption_dropout_paints_some_samples_from_empty_captions():
+    np.random.seed(3)
+    captions = [f'caption {i}' for i in range(4000)]
+    dropped = PrefixImage(caption_dropout=0.2).dropped_captions(captions)
+    kept = [a == b for a, b in zip(dropped, captions)]
+    assert 0.77 < np.mean(kept) < 0.83 and all(d == '' for d, k in zip(dropped, kept) if not k)
+    assert PrefixImage().dropped_captions(captions) == captions
+    torch.manual_seed(0)
+    model = build_model()
+    batch = scene_batch(4)
+    batch['codes'] = model.image_codes(batch['images'])
+    tokenized = spy(model, 'tokenize')
+    np.random.seed(1)  # draws 0.42, 0.72, 0.00, 0.30: all but the second dropped
+    with torch.no_grad():
+        PrefixImage(mode='static', caption_dropout=0.5)(model, batch)
+    texts = tokenized[0][0]
+    assert texts == ['', batch['caption'][1], '', '']
+    with pytest.raises(ValueError, match='caption_dropout'):
+        PrefixImage(caption_dropout=1.0)
+
+
 def test_logits_all_scores_the_whole_vocabulary():
     torch.manual_seed(0)
     model = build_model()

@@ -31,6 +31,7 @@ from davinci_zoo.models.davinci.beam_search import beam_search
 from davinci_zoo.models.davinci.generation import (
     DecoderState,
     GenerationConfig,
+    GuidedDecoderState,
     SamplingConfig,
     generate,
     penalize_repetition,
@@ -460,6 +461,87 @@ def test_seeded_samples_repeat_differ_by_seed_and_share_one_encoder_pass():
     assert torch.equal(draw(1), first)
     assert not torch.equal(draw(2), first)
     assert len({tuple(sample.flatten().tolist()) for sample in first[0]}) == 4
+
+
+def test_guided_steps_mix_the_two_teacher_forced_distributions():
+    """Classifier-free guidance: each cached step gives log p_u + s (log p_c - log p_u) of
+    the teacher-forced logits under the caption and under an empty caption, also after
+    per-sample expansion and beam-style reordering."""
+    model = scrambled_model(seed=31)
+    captions = scene_images()[1]
+    memory, memory_mask = encoded_captions(model, captions)
+    empty, empty_mask = encoded_captions(model, ['', ''])
+    scale, generator = 3.0, torch.Generator().manual_seed(32)
+    state = GuidedDecoderState(
+        DecoderState(model, memory, memory_mask), DecoderState(model, empty, empty_mask), scale
+    )
+    prompt = torch.full((2, 1), IMAGE_BOS)
+    low, high = model.vocab.id_range(IMAGE)
+    with torch.no_grad():
+        logits, sequence, positions = start_decoding(state, prompt, IMAGE, 0, 2)
+    owner = torch.arange(2).repeat_interleave(2)
+    for step in range(4):
+        with torch.no_grad():
+            args = (sequence, torch.arange(sequence.shape[1]))
+            cond = model.decoder_logits(*args, memory[owner], memory_mask[owner], IMAGE)
+            uncond = model.decoder_logits(*args, empty[owner], empty_mask[owner], IMAGE)
+        cond, uncond = cond[:, -1].log_softmax(-1), uncond[:, -1].log_softmax(-1)
+        torch.testing.assert_close(logits, uncond + scale * (cond - uncond), atol=1e-4, rtol=0)
+        index = torch.randint(0, 4, (4,), generator=generator)
+        state.reorder(index)
+        owner, sequence = owner[index], sequence[index]
+        token = torch.randint(low, high, (4,), generator=generator)
+        sequence = torch.cat([sequence, token[:, None]], dim=1)
+        with torch.no_grad():
+            logits = state.step(token[:, None], positions[-1:] + step + 1, IMAGE)
+
+
+def test_guidance_scale_one_is_plain_painting_and_zero_paints_the_empty_caption():
+    model = scrambled_model(seed=33)
+    images, captions = scene_images()
+    encodes = spy(model, 'encode')
+
+    def paint(texts, **options):
+        return inference.paint_codes(model, texts, GenerationConfig(**options))[0]
+
+    plain = paint(captions)
+    assert len(encodes) == 1
+    assert torch.equal(paint(captions, guidance_scale=1.0), plain) and len(encodes) == 2
+    assert torch.equal(paint(captions, guidance_scale=0.0), paint(['', '']))
+    assert len(encodes) == 5  # guided: captions and empty captions, once each
+    guided = paint(captions, guidance_scale=4.0)
+    assert not torch.equal(guided, plain)
+    assert guided.shape == (2, 1, 8, 8)
+    sampled = paint(captions, guidance_scale=4.0, do_sample=True, seed=3)
+    assert torch.equal(sampled, paint(captions, guidance_scale=4.0, do_sample=True, seed=3))
+    beams = inference.paint_codes(
+        model, captions, GenerationConfig(num_beams=2, guidance_scale=4.0), 2
+    )
+    assert beams[0].shape == (2, 2, 8, 8) and torch.isfinite(beams[1]).all()
+    completed = inference.complete_codes(
+        model, images, 2, captions, GenerationConfig(guidance_scale=0.0)
+    )
+    empty_completed = inference.complete_codes(model, images, 2, ['', ''])
+    assert torch.equal(completed, empty_completed)
+    with pytest.raises(ValueError, match='guidance_scale applies to painting'):
+        inference.write_texts(model, images, GenerationConfig(guidance_scale=2.0))
+    with pytest.raises(ValueError, match='guidance_scale'):
+        GenerationConfig(guidance_scale=-1.0)
+
+
+def test_predict_paints_as_painting_generation_says():
+    images, captions = scene_images()
+    greedy = scrambled_model(seed=34)
+    guided = scrambled_model(seed=34, painting_generation=dict(guidance_scale=0.0))
+    with torch.no_grad():
+        plain = [p['painting'] for p in greedy(images=images, caption=captions, mode='predict')]
+        from_empty = inference.codes_to_images(greedy, inference.paint_codes(greedy, ['', ''])[0])
+        painted = [p['painting'] for p in guided(images=images, caption=captions, mode='predict')]
+        expected = inference.codes_to_images(greedy, inference.paint_codes(greedy, captions)[0])
+    assert torch.equal(torch.stack(plain), expected[:, 0])
+    assert torch.equal(torch.stack(painted), from_empty[:, 0])
+    with pytest.raises(ValueError, match='max_length'):
+        scrambled_model(seed=34, painting_generation=dict(max_length=5))
 
 
 def test_repetition_penalty_transforms_seen_logits():

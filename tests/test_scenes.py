@@ -392,6 +392,25 @@ def test_jitter_makes_every_render_different():
         assert len(renders) == sum(1 for s in scenes if s.description in repeated)
 
 
+def test_jitter_step_puts_offsets_on_its_grid():
+    scenes = generate_scenes(400, seed=9, jitter_step=1 / 32)
+    offsets = np.array([offset for s in scenes for offset in s.offsets]) * 32
+    assert np.allclose(offsets, np.round(offsets))  # whole pixels at 32 px
+    assert set(np.round(offsets).astype(int).ravel()) == {-2, -1, 0, 1, 2}
+    # a description now renders as one of a few images (small objects move by up to
+    # 2 px each way; large ones in a quadrant have under a pixel of room, so none)
+    small = next(
+        s.description for s in scenes if [o.size for o in s.description.objects] == ['small']
+    )
+    many = generate_scenes(4000, seed=9, jitter_step=1 / 32)
+    renders = {render(s, 32).tobytes() for s in many if s.description == small}
+    assert 1 < len(renders) <= 25
+    assert all(analyse(render(s, 32)) == s.description for s in scenes)
+    for bad in (0, -0.1, 'x'):
+        with pytest.raises(ValueError, match='jitter_step'):
+            generate_scenes(1, seed=0, jitter_step=bad)
+
+
 # ---------------------------------------------------------------- rendering
 
 

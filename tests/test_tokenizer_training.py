@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO, run_tool
@@ -55,6 +56,11 @@ def test_procedural_scenes_dataset_holds_out_pairs():
     ]
     with pytest.raises(ValueError, match='held_out'):
         ProceduralScenes(5, held_out='sometimes')
+    on_grid = ProceduralScenes(50, image_size=32, seed=0, jitter_step=1 / 16)
+    offsets = np.array([o for s in on_grid.scenes for o in s.offsets]) * 16
+    assert np.allclose(offsets, np.round(offsets)) and np.abs(offsets).max() > 0
+    with pytest.raises(ValueError, match='jitter_step'):
+        ProceduralScenes(5, jitter_step=-1)
 
 
 @pytest.mark.slow(budget_s=300)

@@ -50,6 +50,12 @@ def parse_args(argv=None):
     decoding = parser.add_mutually_exclusive_group()
     decoding.add_argument('--greedy', action='store_true', help='greedy decoding (one sample)')
     decoding.add_argument('--beams', type=positive_int, default=1, help='beam search width')
+    parser.add_argument(
+        '--guidance-scale',
+        type=float,
+        default=1.0,
+        help='classifier-free guidance (1 = off; needs a model trained with caption dropout)',
+    )
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 ...')
     return parser.parse_args(argv)
 
@@ -57,8 +63,9 @@ def parse_args(argv=None):
 def generation_options(args) -> dict:
     """The API's generation keywords for these arguments."""
     if args.greedy or args.beams > 1:
-        return dict(num_beams=args.beams)
+        return dict(num_beams=args.beams, guidance_scale=args.guidance_scale)
     return dict(
+        guidance_scale=args.guidance_scale,
         do_sample=True,
         seed=args.seed,
         top_k=args.top_k,

@@ -21,6 +21,8 @@ class ProceduralScenes(Dataset):
         held_out: ``'exclude'`` drops the held-out colour/shape pairs (training sets),
             ``'only'`` keeps only scenes that use one (to report unseen combinations),
             ``'include'`` keeps everything.
+        jitter_step: objects' jitter in whole multiples of this fraction of the side
+            (1 / image_size: whole pixels); None (default) draws it from a continuum.
 
     Each item is ``dict(images=[3, S, S] float in [0, 1], caption=str, index=int)``.
     """
@@ -32,6 +34,7 @@ class ProceduralScenes(Dataset):
         seed: int = 0,
         two_object_prob: float = 0.4,
         held_out: str = 'include',
+        jitter_step: float | None = None,
     ) -> None:
         exclude = {
             'include': None,
@@ -44,7 +47,11 @@ class ProceduralScenes(Dataset):
             raise ValueError(f'image_size must be at least 32 pixels, got {image_size}')
         self.image_size = image_size
         self.scenes = generate_scenes(
-            num_scenes, seed, two_object_prob=two_object_prob, exclude=exclude[held_out]
+            num_scenes,
+            seed,
+            two_object_prob=two_object_prob,
+            exclude=exclude[held_out],
+            jitter_step=jitter_step,
         )
 
     def __len__(self) -> int:

@@ -88,28 +88,60 @@ def sample_description(rng, two_object_prob=0.4):
     return SceneDescription((first, second), relation=_pick(rng, RELATIONS))
 
 
-def _sample_offsets(rng, description):
+def _sample_jitter(rng, limit, step):
+    """One offset in [-limit, limit]: uniform, or a uniform multiple of ``step`` if given."""
+    if step is None:
+        return rng.uniform(-limit, limit)
+    most = math.floor(limit / step + 1e-9)
+    return step * int(rng.integers(-most, most + 1))
+
+
+def _sample_offsets(rng, description, jitter_step):
     cells = object_cells(description)
     offsets = []
     for cell, obj in zip(cells, description.objects):
         limit_x, limit_y = jitter_limits(cell, obj.size)
-        offsets.append((rng.uniform(-limit_x, limit_x), rng.uniform(-limit_y, limit_y)))
+        offsets.append(
+            (_sample_jitter(rng, limit_x, jitter_step), _sample_jitter(rng, limit_y, jitter_step))
+        )
     return tuple(offsets)
 
 
-def sample_scene(rng, two_object_prob=0.4, exclude=None):
-    """Draw a Scene with ``rng`` (numpy Generator); redraw while ``exclude(description)``."""
+def check_jitter_step(jitter_step):
+    """``jitter_step`` as a float (or None); a clear error if it is not a positive number."""
+    if jitter_step is None:
+        return None
+    if (
+        isinstance(jitter_step, bool)
+        or not isinstance(jitter_step, (int, float))
+        or jitter_step <= 0
+    ):
+        raise ValueError(
+            f'jitter_step must be a positive fraction of the image side or None, '
+            f'got {jitter_step!r}'
+        )
+    return float(jitter_step)
+
+
+def sample_scene(rng, two_object_prob=0.4, exclude=None, jitter_step=None):
+    """Draw a Scene with ``rng`` (numpy Generator); redraw while ``exclude(description)``.
+
+    ``jitter_step`` (relative to the image side; e.g. 1/32 is one pixel at 32 px): offsets
+    are whole multiples of it, so renders at a size it divides sit on the pixel grid (an
+    object with less room than one step stays centred); None draws them from a continuum.
+    """
+    jitter_step = check_jitter_step(jitter_step)
     for _ in range(MAX_REDRAWS):
         description = sample_description(rng, two_object_prob)
         if exclude is None or not exclude(description):
-            return Scene(description, _sample_offsets(rng, description))
+            return Scene(description, _sample_offsets(rng, description, jitter_step))
     raise ValueError(f'exclude rejected {MAX_REDRAWS} descriptions in a row')
 
 
-def generate_scenes(n, seed, two_object_prob=0.4, exclude=None):
+def generate_scenes(n, seed, two_object_prob=0.4, exclude=None, jitter_step=None):
     """``n`` scenes drawn from ``numpy.random.default_rng(seed)``: a list of Scene."""
     rng = np.random.default_rng(seed)
-    return [sample_scene(rng, two_object_prob, exclude) for _ in range(n)]
+    return [sample_scene(rng, two_object_prob, exclude, jitter_step) for _ in range(n)]
 
 
 def _inside(shape, u, v):

@@ -1,13 +1,21 @@
 # Procedural scenes as images (for image tokenizers): 32 px, seeded, held-out pairs excluded
 # from training; validation/test scenes are fresh renders from another seed.
 image_size = 32
+# Objects jitter in steps of 2 px at 32 px (1/16 of the side), as in the quick start's pairs
+# (scenes32_pairs.py): the tokenizer is trained on the scenes DaVinci paints.
+jitter_step = 1 / 16
 
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='ProceduralScenes', num_scenes=50000, image_size=image_size, seed=0, held_out='exclude'
+        type='ProceduralScenes',
+        num_scenes=50000,
+        image_size=image_size,
+        seed=0,
+        held_out='exclude',
+        jitter_step=jitter_step,
     ),
     collate_fn=dict(type='default_collate'),
 )
@@ -15,7 +23,13 @@ val_dataloader = dict(
     batch_size=100,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ProceduralScenes', num_scenes=500, image_size=image_size, seed=10_000),
+    dataset=dict(
+        type='ProceduralScenes',
+        num_scenes=500,
+        image_size=image_size,
+        seed=10_000,
+        jitter_step=jitter_step,
+    ),
     collate_fn=dict(type='default_collate'),
 )
 test_dataloader = val_dataloader

@@ -8,6 +8,9 @@ self-attention cache has a row per hypothesis (copied after the prompt step, gat
 beams are reordered); nothing is encoded twice. Beam search (:mod:`.beam_search`) builds on
 the same step function and logit processing.
 
+Classifier-free guidance (painting): :class:`GuidedDecoderState` steps a second state whose
+encoder saw an empty caption and mixes the two next-token distributions.
+
 Lengths: the engine counts *new* tokens (EOS included); :class:`GenerationConfig` turns a
 user's ``max_length``/``min_length`` into new-token counts, with or without the prompt.
 """
@@ -56,6 +59,9 @@ class GenerationConfig:
             :class:`SamplingConfig`.
         seed: seeds a ``torch.Generator`` for sampling, so a call repeats exactly; None
             draws from torch's global generator.
+        guidance_scale: classifier-free guidance when painting (1.0 = off): next-token
+            log-probabilities are log p(.|empty) + s * (log p(.|caption) - log p(.|empty)).
+            Needs a model trained with caption dropout (PrefixImage ``caption_dropout``).
     """
 
     max_length: int | None = None
@@ -69,6 +75,7 @@ class GenerationConfig:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     seed: int | None = None
+    guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
@@ -77,6 +84,8 @@ class GenerationConfig:
             raise ValueError('beam search is deterministic: use num_beams > 1 or do_sample')
         if self.temperature <= 0 or self.repetition_penalty <= 0:
             raise ValueError('temperature and repetition_penalty must be positive')
+        if self.guidance_scale < 0:
+            raise ValueError(f'guidance_scale must be >= 0 (1.0 = off), got {self.guidance_scale}')
         if not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ValueError(f'need 0 < top_p <= 1 and top_k >= 0, got {self.top_p}, {self.top_k}')
 
@@ -240,6 +249,62 @@ def keeps_groups(owner: torch.Tensor, groups: int) -> bool:
     return torch.equal(owner, expected)
 
 
+class GuidedDecoderState:
+    """Classifier-free guidance over two states with the same rows: ``conditional`` (the
+    encoder read the caption) and ``unconditional`` (it read an empty caption).
+
+    ``step`` returns log p_u + scale * (log p_c - log p_u) [N, V_m] (log-softmax of each
+    state's logits over the modality's ids); ``reorder`` applies to both states.
+    """
+
+    def __init__(self, conditional: DecoderState, unconditional: DecoderState, scale: float):
+        if conditional.rows != unconditional.rows:
+            raise ValueError('guided decoding needs as many unconditional rows as conditional')
+        self.conditional, self.unconditional, self.scale = conditional, unconditional, scale
+
+    @property
+    def rows(self) -> int:
+        return self.conditional.rows
+
+    def id_range(self, modality: str) -> tuple[int, int]:
+        return self.conditional.id_range(modality)
+
+    def step(self, ids: torch.Tensor, positions: torch.Tensor, modality: str) -> torch.Tensor:
+        """Feed ids [N, L] at positions [L] to both states; guided log-probabilities [N, V_m]."""
+        conditional = self.conditional.step(ids, positions, modality).log_softmax(-1)
+        unconditional = self.unconditional.step(ids, positions, modality).log_softmax(-1)
+        return unconditional + self.scale * (conditional - unconditional)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.conditional.reorder(index)
+        self.unconditional.reorder(index)
+
+
+@dataclass
+class Guidance:
+    """The unconditional encoder output for classifier-free guidance: ``memory`` [B, S', D],
+    ``memory_mask`` [B, S'] (an empty caption per input) and the guidance ``scale``."""
+
+    memory: torch.Tensor
+    memory_mask: torch.Tensor
+    scale: float
+
+
+def decoder_state(
+    model,
+    memory: torch.Tensor,
+    memory_mask: torch.Tensor,
+    max_length: int | None = None,
+    guidance: Guidance | None = None,
+) -> DecoderState | GuidedDecoderState:
+    """A fresh state over ``memory`` [B, S, D]; guided by ``guidance`` when it is given."""
+    state = DecoderState(model, memory, memory_mask, max_length)
+    if guidance is None:
+        return state
+    unconditional = DecoderState(model, guidance.memory, guidance.memory_mask, max_length)
+    return GuidedDecoderState(state, unconditional, guidance.scale)
+
+
 def start_decoding(
     state, prompt: torch.Tensor, modality: str, first_position: int, copies: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -271,6 +336,7 @@ def generate(
     sampling: SamplingConfig | None = None,
     generator: torch.Generator | None = None,
     samples_per_row: int = 1,
+    guidance: Guidance | None = None,
 ) -> torch.Tensor:
     """Continue ``prompt`` [B, P] (global ids) by up to ``max_new_tokens`` ids of ``modality``.
 
@@ -278,12 +344,13 @@ def generate(
     sample j of input b; rows that ended early are padded with ``model.vocab.pad_id`` after
     their EOS). ``memory`` [B, S, D] and ``memory_mask`` [B, S] are the encoder's output,
     ``first_position`` is the decoder position of the prompt's first token and
-    ``min_new_tokens`` forbids EOS before that many new tokens.
+    ``min_new_tokens`` forbids EOS before that many new tokens; ``guidance`` turns on
+    classifier-free guidance.
     """
     sampling = sampling or SamplingConfig()
     check_eos(eos_id, model.vocab.id_range(modality))
     start = model.vocab.id_range(modality)[0]
-    state = DecoderState(model, memory, memory_mask, prompt.shape[1] + max_new_tokens)
+    state = decoder_state(model, memory, memory_mask, prompt.shape[1] + max_new_tokens, guidance)
     logits, sequence, positions = start_decoding(
         state, prompt, modality, first_position, samples_per_row
     )

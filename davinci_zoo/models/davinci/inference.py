@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .beam_search import beam_search
-from .generation import DecoderState, GenerationConfig, generate
+from .generation import GenerationConfig, Guidance, decoder_state, generate
 from .objectives import allowed_prefix_rows
 from .vocabulary import IMAGE, TEXT
 
@@ -50,16 +50,18 @@ def decode(
     first_position: int = 0,
     eos_id: int | None = None,
     samples: int = 1,
+    guidance: Guidance | None = None,
 ) -> Decoded:
     """Greedy, sampling or beam search after ``prompt`` [B, P], as ``config`` says.
 
     ``samples`` > 1 draws that many continuations per input (sampling: the encoder output
     is shared, not recomputed) or keeps that many best beams (needs ``num_beams >= samples``).
+    ``guidance``: classifier-free guidance by the encoder output of empty captions.
     """
     check_samples(config, samples)
     if config.num_beams > 1:
         pool = beam_search(
-            DecoderState(model, memory, memory_mask, prompt.shape[1] + max_new_tokens),
+            decoder_state(model, memory, memory_mask, prompt.shape[1] + max_new_tokens, guidance),
             prompt,
             modality,
             max_new_tokens,
@@ -85,6 +87,7 @@ def decode(
         config.sampling(),
         config.generator(prompt.device),
         samples,
+        guidance,
     )
     return Decoded(ids.view(len(prompt), samples, -1))
 
@@ -117,12 +120,19 @@ def text_prompt(model, prompt: str, batch: int) -> torch.Tensor:
     return torch.tensor([ids] * batch, device=model.pixel_mean.device)
 
 
+def check_writing_config(config: GenerationConfig) -> None:
+    """Captions are written without guidance (there is no image-free caption to guide by)."""
+    if config.guidance_scale != 1.0:
+        raise ValueError('guidance_scale applies to painting, not to writing captions')
+
+
 @torch.no_grad()
 def write_texts(
     model, images: torch.Tensor, config: GenerationConfig | None = None, prompt: str = ''
 ) -> list[str]:
     """Images [B, 3, H, W] in [0, 1] -> one caption each (the text after ``prompt``)."""
     config = config or GenerationConfig()
+    check_writing_config(config)
     empty_ids, empty_mask = model.tokenize([''] * len(images))
     memory, memory_mask = model.encode(images, empty_ids, empty_mask)
     start = text_prompt(model, prompt, len(images))
@@ -148,6 +158,12 @@ def check_painting_config(config: GenerationConfig) -> None:
         raise ValueError('a painting always has the h*w codes of the code grid; drop max_length')
 
 
+def caption_memory(model, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder output for painting ``texts`` (caption alone): memory [B, S, D], mask [B, S]."""
+    text_ids, text_mask = model.tokenize(list(texts), PAINT_TEXT_TOKENS)
+    return model.encode(None, text_ids, text_mask)
+
+
 @torch.no_grad()
 def paint_codes(
     model, texts: list[str], config: GenerationConfig | None = None, samples: int = 1
@@ -155,11 +171,23 @@ def paint_codes(
     """Texts (B) -> (codes [B, N, h, w], beam scores [B, N] or None when not beam search)."""
     config = config or GenerationConfig()
     check_painting_config(config)
-    text_ids, text_mask = model.tokenize(list(texts), PAINT_TEXT_TOKENS)
-    memory, memory_mask = model.encode(None, text_ids, text_mask)
-    prompt = torch.full((len(texts), 1), model.vocab.image_bos_id, device=text_ids.device)
+    memory, memory_mask = caption_memory(model, texts)
+    guidance = None
+    if config.guidance_scale != 1.0:
+        guidance = Guidance(*caption_memory(model, [''] * len(texts)), config.guidance_scale)
+    prompt = torch.full((len(texts), 1), model.vocab.image_bos_id, device=memory.device)
     height, width = model.vocab.code_grid
-    out = decode(model, memory, memory_mask, prompt, IMAGE, config, height * width, samples=samples)
+    out = decode(
+        model,
+        memory,
+        memory_mask,
+        prompt,
+        IMAGE,
+        config,
+        height * width,
+        samples=samples,
+        guidance=guidance,
+    )
     codes = model.vocab.ids_to_codes(out.ids).view(len(texts), samples, height, width)
     return codes, out.scores
 
@@ -227,6 +255,11 @@ def complete_codes(
     memory, memory_mask, prompt, first = completion_inputs(
         model, images, codes, rows, texts, prefix
     )
+    guidance = None
+    if config.guidance_scale != 1.0:
+        empty = [''] * len(images)
+        memory_u, mask_u, _, _ = completion_inputs(model, images, codes, rows, empty, prefix)
+        guidance = Guidance(memory_u, mask_u, config.guidance_scale)
     out = decode(
         model,
         memory,
@@ -236,6 +269,7 @@ def complete_codes(
         config,
         (height - rows) * width,
         first_position=first,
+        guidance=guidance,
     )
     painted = model.vocab.ids_to_codes(out.ids[:, 0]).view(len(images), height - rows, width)
     return torch.cat([codes[:, :rows], painted], dim=1)

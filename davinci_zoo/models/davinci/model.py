@@ -9,6 +9,8 @@ from mmengine.model import BaseModel
 from ...registry import BACKBONES, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 from ...text import WordPieceTokenizer
 from .embeddings import ImageGridEmbeddings
+from .generation import GenerationConfig
+from .inference import check_painting_config
 from .transformer import DaVinciDecoder, DaVinciEncoder, PaintingRelativeBias
 from .vocabulary import IMAGE, JointVocabulary
 
@@ -44,6 +46,9 @@ class DaVinci(BaseModel):
             at the same scale, so codes that draw alike start alike (ours; the tokenizer's
             weights must be loaded when the model is built).
         label_smoothing: of the cross-entropy losses.
+        painting_generation: generation keywords for the paintings of ``mode='predict'``
+            (:class:`~.generation.GenerationConfig`, e.g. ``dict(guidance_scale=3.0)``);
+            None: greedy.
         reranked_painting: in ``mode='predict'``, also paint ``num_samples`` samples per
             caption and keep the best by ``scorer`` (keywords of
             :func:`~.prediction.sampled_and_reranked`, e.g. ``dict(num_samples=8)``), so
@@ -74,6 +79,7 @@ class DaVinci(BaseModel):
         painting_relative_bias: bool = False,
         image_embedding_init: str = 'normal',
         label_smoothing: float = 0.0,
+        painting_generation: dict | None = None,
         reranked_painting: dict | None = None,
         vocab_file: str | None = None,
         data_preprocessor: dict | None = None,
@@ -119,6 +125,8 @@ class DaVinci(BaseModel):
         self.objectives = torch.nn.ModuleList(OBJECTIVES.build(cfg) for cfg in objectives)
         self.relative_bias_in_prefix_image = relative_bias_in_prefix_image
         self.label_smoothing = label_smoothing
+        self.painting_generation = GenerationConfig(**(painting_generation or {}))
+        check_painting_config(self.painting_generation)
         self.reranked_painting = None if reranked_painting is None else dict(reranked_painting)
         self.register_buffer('pixel_mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer('pixel_std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), False)

@@ -155,6 +155,13 @@ class PrefixImage(Objective):
         max_tokens: caption tokens kept.
         logits: ``'image'`` scores image ids only (default); ``'all'`` the whole vocabulary
             as the original did (DAVINCI.md 8.5).
+        input_noise: share of the decoder's input codes replaced by uniformly drawn codes
+            (targets unchanged; ours, 0 by default). Teacher-forced, a code mostly follows
+            from the codes before it (an object's colour and shape from its first cell), so
+            the caption is read for few cells; noisy inputs make every cell read it.
+        caption_dropout: share of samples painted from an empty caption (ours, 0 by
+            default), so the model also learns p(codes | no caption) for classifier-free
+            guidance (``guidance_scale`` when painting).
 
     Decoder positions are absolute raster positions: the image BOS sits at position r*w and
     code j of the image at 1 + j, so a code's position does not depend on the split (for
@@ -167,16 +174,39 @@ class PrefixImage(Objective):
         mode: str = 'dynamic',
         max_tokens: int = 30,
         logits: str = IMAGE,
+        input_noise: float = 0.0,
+        caption_dropout: float = 0.0,
         name: str | None = None,
     ) -> None:
         super().__init__(weight, name)
+        if not 0.0 <= input_noise < 1.0:
+            raise ValueError(f'input_noise must lie in [0, 1), got {input_noise}')
+        if not 0.0 <= caption_dropout < 1.0:
+            raise ValueError(f'caption_dropout must lie in [0, 1), got {caption_dropout}')
         if mode not in ('dynamic', 'static'):
             raise ValueError(f"mode must be 'dynamic' or 'static', got {mode!r}")
         if logits not in (IMAGE, ALL):
             raise ValueError(f"logits must be '{IMAGE}' or '{ALL}', got {logits!r}")
         self.mode, self.max_tokens, self.logits = mode, max_tokens, logits
+        self.input_noise, self.caption_dropout = input_noise, caption_dropout
+
+    def dropped_captions(self, captions: list[str]) -> list[str]:
+        """``captions`` with a ``caption_dropout`` share replaced by empty strings."""
+        if not self.caption_dropout:
+            return list(captions)
+        drop = np.random.random(len(captions)) < self.caption_dropout
+        return ['' if dropped else caption for caption, dropped in zip(captions, drop)]
+
+    def noisy_inputs(self, codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+        """codes [B, n] with an ``input_noise`` share replaced by random codes."""
+        if not self.input_noise:
+            return codes
+        replace = torch.rand(codes.shape, device=codes.device) < self.input_noise
+        random_codes = torch.randint_like(codes, codebook_size)
+        return torch.where(replace, random_codes, codes)
 
     def choose_rows(self, model, code_rows: int) -> int:
+        """The split row r for this step (the same for the whole batch)."""
         if self.mode == 'static':
             return 0
         rows = allowed_prefix_rows(
@@ -191,12 +221,12 @@ class PrefixImage(Objective):
         height, width = codes.shape[1:]
         rows = self.choose_rows(model, height)
         prefix, suffix = split_image(images, codes, rows, model.image_tokenizer.downsample_factor)
-        text_ids, text_mask = model.tokenize(list(captions), self.max_tokens)
+        text_ids, text_mask = model.tokenize(self.dropped_captions(captions), self.max_tokens)
         memory, memory_mask = model.encode(prefix, text_ids, text_mask, full_image=False)
         bos = torch.full((len(codes), 1), model.vocab.image_bos_id, device=codes.device)
-        ids = torch.cat([bos, model.vocab.codes_to_ids(suffix)], dim=1)
-        positions = rows * width + torch.arange(ids.shape[1] - 1, device=codes.device)
-        loss = model.decoder_loss(
-            ids[:, :-1], positions, memory, memory_mask, ids[:, 1:], self.logits
-        )
+        inputs = self.noisy_inputs(suffix[:, :-1], model.vocab.codebook_size)
+        inputs = torch.cat([bos, model.vocab.codes_to_ids(inputs)], dim=1)
+        targets = model.vocab.codes_to_ids(suffix)
+        positions = rows * width + torch.arange(inputs.shape[1], device=codes.device)
+        loss = model.decoder_loss(inputs, positions, memory, memory_mask, targets, self.logits)
         return {f'loss_{self.name}': self.weight * loss}

@@ -76,12 +76,16 @@ def sampled_and_reranked(
 
 
 def predict(model, batch: dict) -> list[dict]:
-    """Per sample: ``pred_caption`` (from the image), ``painting`` [3, H, W] (greedy, from
-    the caption); with the model's ``reranked_painting`` settings also ``painting_sampled``
-    (one plain sample) and ``painting_reranked`` (the best of N by the scorer)."""
+    """Per sample: ``pred_caption`` (from the image), ``painting`` [3, H, W] (from the
+    caption, as the model's ``painting_generation`` says: greedy by default); with its
+    ``reranked_painting`` settings also ``painting_sampled`` (one plain sample) and
+    ``painting_reranked`` (the best of N by the scorer)."""
+    from . import inference
+
     images, captions = batch['images'], list(batch['caption'])
     written = write_captions(model, images)
-    paintings = model.image_tokenizer.decode(paint_codes(model, captions)).clamp(0, 1)
+    codes, _ = inference.paint_codes(model, captions, model.painting_generation)
+    paintings = inference.codes_to_images(model, codes[:, 0])
     samples = [
         dict(caption=caption, pred_caption=text, painting=painting, images=image)
         for caption, text, painting, image in zip(captions, written, paintings, images)
