@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from . import inference
 from .generation import GenerationConfig, SamplingConfig, generate
 from .vocabulary import IMAGE, TEXT
 
@@ -64,8 +65,6 @@ def sampled_and_reranked(
     ``scorer``: as :func:`~.inference.build_scorer` takes it (default: the model's caption
     likelihood).
     """
-    from . import inference
-
     config = GenerationConfig(**{'do_sample': True, **gen})
     codes, _ = inference.paint_codes(model, captions, config, num_samples)
     images = inference.codes_to_images(model, codes)  # [B, N, 3, H, W]
@@ -80,8 +79,6 @@ def predict(model, batch: dict) -> list[dict]:
     caption, as the model's ``painting_generation`` says: greedy by default); with its
     ``reranked_painting`` settings also ``painting_sampled`` (one plain sample) and
     ``painting_reranked`` (the best of N by the scorer)."""
-    from . import inference
-
     images, captions = batch['images'], list(batch['caption'])
     written = write_captions(model, images)
     codes, _ = inference.paint_codes(model, captions, model.painting_generation)
