@@ -179,8 +179,6 @@ def test_reconstruction_gradients_pass_straight_through_to_the_encoder():
     batch = images(2, 32)
     output = model.forward_train(batch, step=0)
     assert output.reconstruction.shape == batch.shape
-    reconstruction = output.reconstruction.detach()
-    assert float(reconstruction.min()) >= 0 and float(reconstruction.max()) <= 1
     assert output.codes.shape == (2, 8, 8)
     F.mse_loss(output.reconstruction, batch).backward(retain_graph=True)
     for name in ('encoder.conv_in.weight', 'quant_conv.weight', 'post_quant_conv.weight'):
@@ -197,6 +195,20 @@ def test_reconstruction_gradients_pass_straight_through_to_the_encoder():
     loss_vq.backward()
     assert model.quantize.embedding.weight.grad.abs().sum() > 0
     assert set(output.stats) == {'perplexity', 'dead_codes'}
+
+
+def test_training_reconstruction_is_not_clamped_so_an_overshooting_decoder_still_learns():
+    torch.manual_seed(0)
+    model = build(TINY_F4).train()
+    batch = images(2, 32)
+    with torch.no_grad():  # every output pixel far below black: a clamp would stop all gradients
+        model.decoder.conv_out.bias.fill_(-5.0)
+    output = model.forward_train(batch, step=0)
+    assert float(output.reconstruction.max()) < 0  # on the [0, 1] scale, not clamped into it
+    F.l1_loss(output.reconstruction, batch).backward()
+    assert float(model.decoder.conv_out.bias.grad.abs().sum()) > 0
+    decoded = model.decode(output.codes)  # inference still clamps into [0, 1]
+    assert float(decoded.min()) >= 0 and float(decoded.max()) <= 1
 
 
 def _start_far_from_the_encoder(model: VQGAN) -> None:

@@ -21,7 +21,9 @@ class TokenizerOutput:
     """What :meth:`ImageTokenizer.forward_train` returns for a batch of B images.
 
     Attributes:
-        reconstruction: [B, 3, H, W] floats in [0, 1], differentiable w.r.t. the parameters.
+        reconstruction: [B, 3, H, W] floats on the [0, 1] scale (not necessarily clamped to
+            it: losses need gradients where the decoder overshoots), differentiable w.r.t. the
+            parameters.
         codes: [B, h, w] int64 codes chosen for the batch (for usage statistics).
         losses: the tokenizer's own loss terms, already weighted, e.g. ``loss_commit`` (VQ)
             or ``loss_kl`` (dVAE); the trainer adds the reconstruction losses.

