@@ -1,8 +1,9 @@
 # A tiny VQGAN for the procedural scenes: 32 px -> 8x8 codes from 1024 entries, ~0.5M
-# parameters, cell-local encoder, EMA codebook with dead-code restarts. 1100 steps take 4.0
-# minutes on 2 idle CPU cores (0.215 s/step; 5.7 minutes measured on a host losing a third
-# of its time to other guests). Measured on the quick start's 2-px-grid scenes (500 held-out
-# renders, analyser accuracy on reconstructions): 1100 steps 0.994 (PSNR 34.3), 800 steps 0.90.
+# parameters, cell-local encoder, EMA codebook with dead-code restarts. 1100 steps: training
+# loop 4.7 minutes on 2 CPU cores (the whole command 5.2 with start-up and the final
+# validation; up to 7.4 on a heavily shared host). Measured on the quick start's 2-px-grid
+# scenes (500 held-out renders, analyser accuracy on reconstructions): 1100 steps 0.994
+# (PSNR 34.3), 800 steps 0.90.
 # Earlier measured choices (with taming's encoder): 1024 codes beat 512, and batch 16 x 1400
 # steps beats batch 32 x 750 for the same images seen. The cell-local encoder makes the
 # background one code (DaVinci can learn to paint it).
