@@ -16,7 +16,7 @@ import torch
 from conftest import tiny_davinci_config
 
 from davinci_zoo.datasets.scene_dataset import ProceduralScenes
-from davinci_zoo.models.davinci import generation, prediction
+from davinci_zoo.models.davinci import generation, inference, prediction
 from davinci_zoo.models.davinci.attention import RelativePositionBias2d
 from davinci_zoo.models.davinci.embeddings import ImageGridEmbeddings
 from davinci_zoo.models.davinci.objectives import (
@@ -1100,7 +1100,7 @@ def test_generate_stays_in_its_modality_and_sampling_is_reproducible():
     painted = generation.generate(model, memory, memory_mask, image_prompt, IMAGE, 64)
     assert painted.shape == (2, 64)
     assert ((painted >= TEXT_VOCAB) & (painted < VOCAB)).all()
-    codes = prediction.paint_codes(model, captions)
+    codes = inference.paint_codes(model, captions)[0][:, 0]
     assert codes.shape == (2, *CODE_GRID) and ((codes >= 0) & (codes < CODEBOOK)).all()
     assert torch.equal(codes.flatten(1), model.vocab.ids_to_codes(painted))  # same greedy path
 

@@ -97,6 +97,24 @@ def encoded_captions(model, captions):
         return model.encode(None, text_ids, text_mask)
 
 
+def reorder_and_step(state, owner, sequence, position, modality, token_range, generator):
+    """Reshuffle the rows of ``state`` as beams are (with repeats), append one random token in
+    ``token_range`` to each row and take one cached step at ``position`` [1].
+
+    ``owner`` [R]: the input each row belongs to; ``sequence`` [R, L]: each row's tokens.
+    Returns the step's logits [R, V] and the reordered ``owner`` and extended ``sequence``.
+    """
+    rows = len(owner)
+    index = torch.randint(0, rows, (rows,), generator=generator)
+    state.reorder(index)
+    owner, sequence = owner[index], sequence[index]
+    token = torch.randint(*token_range, (rows,), generator=generator)
+    sequence = torch.cat([sequence, token[:, None]], dim=1)
+    with torch.no_grad():
+        logits = state.step(token[:, None], position, modality)
+    return logits, owner, sequence
+
+
 # --------------------------------------------------------------------------------------------
 # 1. Cached steps = teacher forcing, through prompt, expansion and beam-style reordering
 # --------------------------------------------------------------------------------------------
@@ -118,7 +136,7 @@ def test_cached_steps_equal_teacher_forcing_after_expansion_and_reordering(optio
     assert [tokens[i] for i in text_prompt[0].tolist()] == ['[CLS]', 'a', 'picture', 'of']
     image_prompt = torch.full((2, 1), IMAGE_BOS)
     for prompt, modality, first in ((text_prompt, TEXT, 0), (image_prompt, IMAGE, 24)):
-        low, high = model.vocab.id_range(modality)
+        token_range = model.vocab.id_range(modality)
         state = DecoderState(model, memory, memory_mask)
         with torch.no_grad():
             logits, sequence, positions = start_decoding(state, prompt, modality, first, 3)
@@ -135,13 +153,9 @@ def test_cached_steps_equal_teacher_forcing_after_expansion_and_reordering(optio
                     modality,
                 )
             torch.testing.assert_close(logits, full[:, -1], atol=1e-5, rtol=0)
-            index = torch.randint(0, 6, (6,), generator=generator)
-            state.reorder(index)
-            owner, sequence = owner[index], sequence[index]
-            token = torch.randint(low, high, (6,), generator=generator)
-            sequence = torch.cat([sequence, token[:, None]], dim=1)
-            with torch.no_grad():
-                logits = state.step(token[:, None], positions[-1:] + step + 1, modality)
+            logits, owner, sequence = reorder_and_step(
+                state, owner, sequence, positions[-1:] + step + 1, modality, token_range, generator
+            )
 
 
 def test_a_text_prompt_is_continued_greedily():
@@ -476,7 +490,7 @@ def test_guided_steps_mix_the_two_teacher_forced_distributions():
         DecoderState(model, memory, memory_mask), DecoderState(model, empty, empty_mask), scale
     )
     prompt = torch.full((2, 1), IMAGE_BOS)
-    low, high = model.vocab.id_range(IMAGE)
+    token_range = model.vocab.id_range(IMAGE)
     with torch.no_grad():
         logits, sequence, positions = start_decoding(state, prompt, IMAGE, 0, 2)
     owner = torch.arange(2).repeat_interleave(2)
@@ -487,13 +501,9 @@ def test_guided_steps_mix_the_two_teacher_forced_distributions():
             uncond = model.decoder_logits(*args, empty[owner], empty_mask[owner], IMAGE)
         cond, uncond = cond[:, -1].log_softmax(-1), uncond[:, -1].log_softmax(-1)
         torch.testing.assert_close(logits, uncond + scale * (cond - uncond), atol=1e-4, rtol=0)
-        index = torch.randint(0, 4, (4,), generator=generator)
-        state.reorder(index)
-        owner, sequence = owner[index], sequence[index]
-        token = torch.randint(low, high, (4,), generator=generator)
-        sequence = torch.cat([sequence, token[:, None]], dim=1)
-        with torch.no_grad():
-            logits = state.step(token[:, None], positions[-1:] + step + 1, IMAGE)
+        logits, owner, sequence = reorder_and_step(
+            state, owner, sequence, positions[-1:] + step + 1, IMAGE, token_range, generator
+        )
 
 
 def test_guidance_scale_one_is_plain_painting_and_zero_paints_the_empty_caption():

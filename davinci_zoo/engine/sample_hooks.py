@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import itertools
 import os
 import random
@@ -80,15 +81,17 @@ class TrainingSamplesHook(Hook):
             )
         if prompts is not None and (not prompts or not all(isinstance(p, str) for p in prompts)):
             raise ValueError('TrainingSamplesHook prompts must be a non-empty list of strings')
-        from ..models.davinci.generation import SamplingConfig
+        from ..models.davinci.generation import GenerationConfig, SamplingConfig
 
         self.interval = interval
         self.images = images
         self.num_images = num_images
         self.prompts = list(prompts) if prompts is not None else None
         self.max_caption_tokens = max_caption_tokens
-        self.sampling = SamplingConfig(**(sampling or {}))
-        self.seed = seed
+        # SamplingConfig checks the keys (no beams, no lengths); the seed makes each interval's
+        # paintings comparable.
+        sampling = dataclasses.asdict(SamplingConfig(**(sampling or {})))
+        self.painting_generation = GenerationConfig(**sampling, seed=seed)
         self.out_dir = out_dir
         self.fixed_images: torch.Tensor | None = None
         self.truths: list[str] | None = None
@@ -131,16 +134,14 @@ class TrainingSamplesHook(Hook):
 
     def _generate(self, model) -> tuple[list[str], torch.Tensor]:
         """-> written captions (one per fixed image), paintings [P, 3, H, W] in [0, 1]."""
-        from ..models.davinci.prediction import paint_codes, write_captions
+        from ..models.davinci import inference
+        from ..models.davinci.prediction import write_captions
 
         device = model.pixel_mean.device
         images = fit_images(self.fixed_images.to(device), model.image_size)
         written = write_captions(model, images, self.max_caption_tokens)
-        generator = torch.Generator(device=device).manual_seed(self.seed)
-        codes = paint_codes(model, self.prompts, self.sampling, generator=generator)
-        with torch.no_grad():
-            paintings = model.image_tokenizer.decode(codes).clamp(0, 1)
-        return written, paintings
+        codes, _ = inference.paint_codes(model, self.prompts, self.painting_generation)
+        return written, inference.codes_to_images(model, codes[:, 0])
 
     def _record(self, runner, step: int, written: list[str], paintings: torch.Tensor) -> None:
         from ..visualization import save_png

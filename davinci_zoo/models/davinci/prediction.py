@@ -6,7 +6,7 @@ import torch
 
 from . import inference
 from .generation import GenerationConfig, SamplingConfig, generate
-from .vocabulary import IMAGE, TEXT
+from .vocabulary import TEXT
 
 
 @torch.no_grad()
@@ -28,31 +28,6 @@ def write_captions(
         sampling=sampling,
     )
     return [model.text_tokenizer.decode(row) for row in ids.tolist()]
-
-
-@torch.no_grad()
-def paint_codes(
-    model,
-    captions: list[str],
-    sampling: SamplingConfig | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Captions -> codes [B, h, w] (encoder: caption only; decoder: BOS + h*w codes)."""
-    text_ids, text_mask = model.tokenize(captions, 30)
-    memory, memory_mask = model.encode(None, text_ids, text_mask)
-    prompt = torch.full((len(captions), 1), model.vocab.image_bos_id, device=text_ids.device)
-    height, width = model.vocab.code_grid
-    ids = generate(
-        model,
-        memory,
-        memory_mask,
-        prompt,
-        IMAGE,
-        height * width,
-        sampling=sampling,
-        generator=generator,
-    )
-    return model.vocab.ids_to_codes(ids).view(len(captions), height, width)
 
 
 @torch.no_grad()
