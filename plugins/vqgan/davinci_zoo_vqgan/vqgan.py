@@ -123,9 +123,14 @@ class VQGAN(ImageTokenizer):
         return self.decoder(self.post_quant_conv(latents))
 
     @staticmethod
-    def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-        """Decoder output in [-1, 1] (clamped) -> [0, 1]; gradients flow inside the range."""
-        return (images.clamp(-1, 1) + 1) / 2
+    def to_unit_scale(images: torch.Tensor) -> torch.Tensor:
+        """Decoder output on the [-1, 1] scale -> the [0, 1] scale, unclamped (training)."""
+        return (images + 1) / 2
+
+    @classmethod
+    def to_unit_range(cls, images: torch.Tensor) -> torch.Tensor:
+        """Decoder output clamped to [-1, 1] -> images in [0, 1] (decoding)."""
+        return cls.to_unit_scale(images.clamp(-1, 1))
 
     # -- ImageTokenizer ------------------------------------------------------------------------
     @torch.no_grad()
@@ -169,7 +174,7 @@ class VQGAN(ImageTokenizer):
         latents = self.encode_to_latents(images)
         quantized = self.quantize(latents)
         self.quantize.update(latents, quantized.codes, restart=self.restart_due(step))
-        reconstruction = (self.decode_from_latents(quantized.latents) + 1) / 2
+        reconstruction = self.to_unit_scale(self.decode_from_latents(quantized.latents))
         stats = {
             'perplexity': self.quantize.perplexity(quantized.codes, self.codebook_size),
             'dead_codes': float(self.quantize.dead_codes().sum()),
