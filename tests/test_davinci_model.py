@@ -16,7 +16,7 @@ import torch
 from conftest import tiny_davinci_config
 
 from davinci_zoo.datasets.scene_dataset import ProceduralScenes
-from davinci_zoo.models.davinci import generation, inference, prediction
+from davinci_zoo.models.davinci import generation, inference
 from davinci_zoo.models.davinci.attention import RelativePositionBias2d
 from davinci_zoo.models.davinci.embeddings import ImageGridEmbeddings
 from davinci_zoo.models.davinci.objectives import (
@@ -1188,7 +1188,7 @@ def test_tiny_model_overfits_captions_by_reading_the_image():
         optimizer.step()
         schedule.step()
     model.eval()
-    assert prediction.write_captions(model, images) == captions
+    assert inference.write_texts(model, images) == captions
     matched = caption_loss(model, images, captions)
     shuffled = caption_loss(model, images.roll(1, 0), captions)  # every image on another caption
     assert matched < 0.1 and shuffled > 3 * matched, (matched, shuffled)

@@ -135,11 +135,12 @@ class TrainingSamplesHook(Hook):
     def _generate(self, model) -> tuple[list[str], torch.Tensor]:
         """-> written captions (one per fixed image), paintings [P, 3, H, W] in [0, 1]."""
         from ..models.davinci import inference
-        from ..models.davinci.prediction import write_captions
+        from ..models.davinci.generation import GenerationConfig
 
         device = model.pixel_mean.device
         images = fit_images(self.fixed_images.to(device), model.image_size)
-        written = write_captions(model, images, self.max_caption_tokens)
+        writing = GenerationConfig(max_length=self.max_caption_tokens)
+        written = inference.write_texts(model, images, writing)
         codes, _ = inference.paint_codes(model, self.prompts, self.painting_generation)
         return written, inference.codes_to_images(model, codes[:, 0])
 

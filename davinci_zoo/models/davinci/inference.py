@@ -25,7 +25,7 @@ from .vocabulary import IMAGE, TEXT
 
 #: Caption tokens the encoder sees when painting (PrefixImage's ``max_tokens``).
 PAINT_TEXT_TOKENS = 30
-#: New tokens written when ``max_length`` is not given (``write_captions``' default).
+#: New tokens written when ``max_length`` is not given (``write_texts``' default).
 DEFAULT_CAPTION_TOKENS = 30
 PREFIX_MODES = ('encoder', 'decoder')
 

@@ -5,29 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import inference
-from .generation import GenerationConfig, SamplingConfig, generate
-from .vocabulary import TEXT
-
-
-@torch.no_grad()
-def write_captions(
-    model, images: torch.Tensor, max_new_tokens: int = 30, sampling: SamplingConfig | None = None
-) -> list[str]:
-    """Images [B, 3, H, W] in [0, 1] -> captions (encoder: image + ``[CLS]``)."""
-    empty_ids, empty_mask = model.tokenize([''] * len(images))
-    memory, memory_mask = model.encode(images, empty_ids, empty_mask)
-    prompt = torch.full((len(images), 1), model.vocab.text_bos_id, device=images.device)
-    ids = generate(
-        model,
-        memory,
-        memory_mask,
-        prompt,
-        TEXT,
-        max_new_tokens,
-        eos_id=model.vocab.text_eos_id,
-        sampling=sampling,
-    )
-    return [model.text_tokenizer.decode(row) for row in ids.tolist()]
+from .generation import GenerationConfig
 
 
 @torch.no_grad()
@@ -55,7 +33,7 @@ def predict(model, batch: dict) -> list[dict]:
     ``reranked_painting`` settings also ``painting_sampled`` (one plain sample) and
     ``painting_reranked`` (the best of N by the scorer)."""
     images, captions = batch['images'], list(batch['caption'])
-    written = write_captions(model, images)
+    written = inference.write_texts(model, images)
     codes, _ = inference.paint_codes(model, captions, model.painting_generation)
     paintings = inference.codes_to_images(model, codes[:, 0])
     samples = [

@@ -19,7 +19,7 @@ class CaptionLikelihoodScorer:
     """log p(text | image) under the model's writing, teacher-forced.
 
     The encoder sees the image and an empty text (``[CLS]``) as when writing a caption
-    (:func:`~.prediction.write_captions`); the decoder reads ``[CLS] text [SEP]``. The score
+    (:func:`~.inference.write_texts`); the decoder reads ``[CLS] text [SEP]``. The score
     adds (``reduction='sum'``, the log-likelihood) or averages (``'mean'``) the log-probability
     over text ids of every text token and the final ``[SEP]``.
 
