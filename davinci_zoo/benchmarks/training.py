@@ -117,7 +117,7 @@ def run_training_benchmark(model, optim_wrapper, image_size: int, settings: Trai
         image_size=image_size,
         code_grid=list(codes.shape[1:]),
         parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        losses={name: round(float(value), 4) for name, value in losses.items()},
+        losses={name: round(float(value.detach()), 4) for name, value in losses.items()},
         dtype='float32',
         step_seconds_best=step_seconds,
         step_seconds_median=sorted(timings)[len(timings) // 2],
