@@ -334,8 +334,8 @@ def test_image_grid_embeddings_give_image_tokens_the_row_and_column_they_predict
 
 def test_visual_embeddings_can_start_from_the_tokenizer_codebook():
     """'codebook' init: visual rows are one linear map of the centred code vectors (equal
-    codes give equal rows, rank <= code width) at the normal init's scale; text rows and
-    everything else are as with the normal init."""
+    codes give equal rows, rank <= code width) at the normal init's scale (initializer_range);
+    text rows and everything else are as with the normal init."""
     torch.manual_seed(0)
     plain = build_model()
     codebook = plain.image_tokenizer.quantize.codebook.detach().clone()
@@ -362,8 +362,31 @@ def test_visual_embeddings_can_start_from_the_tokenizer_codebook():
     torch.testing.assert_close(centred @ fit, visual, atol=1e-6, rtol=0)
     plain_weight = plain.encoder.embeddings.word_embeddings.weight.detach()
     assert torch.equal(weight[:start], plain_weight[:start])
+    wider = build_model(
+        image_tokenizer=dict(tokenizer_cfg, type='CodebookStub'),
+        image_embedding_init='codebook',
+        initializer_range=0.05,
+    )
+    wider_visual = wider.encoder.embeddings.word_embeddings.weight.detach()[start:end]
+    assert abs(float(wider_visual.std()) - 0.05) < 1e-4
     with pytest.raises(ValueError, match="'normal' or 'codebook'"):
         build_model(image_embedding_init='codebok')
+
+
+def test_initializer_range_sets_the_std_of_the_transformer_weights():
+    """Every Linear and Embedding of encoder and decoder starts at normal(initializer_range)
+    with zero biases (BERT's 0.02 by default); the image embedder keeps its own init."""
+    embedder_weights = {}
+    for std in (0.02, 0.05):
+        torch.manual_seed(0)
+        model = build_model(initializer_range=std)
+        word = model.encoder.embeddings.word_embeddings.weight.detach()
+        query = model.decoder.layers[0].crossattention.self.query
+        assert abs(float(word.std()) - std) < 0.02 * std
+        assert abs(float(query.weight.detach().std()) - std) < 0.15 * std
+        assert not query.bias.detach().any()
+        embedder_weights[std] = model.image_embedder.conv1.weight.detach().clone()
+    assert torch.equal(embedder_weights[0.02], embedder_weights[0.05])
 
 
 # --------------------------------------------------------------------------------------------

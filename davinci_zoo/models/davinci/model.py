@@ -46,6 +46,9 @@ class DaVinci(BaseModel):
             at the same scale, so codes that draw alike start alike (ours; the tokenizer's
             weights must be loaded when the model is built).
         label_smoothing: of the cross-entropy losses.
+        initializer_range: std of the normal initialisation of the transformer's Linear and
+            Embedding weights (BERT's name; 0.02 as in the original, tuned there for width 768).
+            Narrow models train faster with a wider start (the quick start's 256 wide: 0.04).
         painting_generation: generation keywords for the paintings of ``mode='predict'``
             (:class:`~.generation.GenerationConfig`, e.g. ``dict(guidance_scale=3.0)``);
             None: greedy.
@@ -79,6 +82,7 @@ class DaVinci(BaseModel):
         painting_relative_bias: bool = False,
         image_embedding_init: str = 'normal',
         label_smoothing: float = 0.0,
+        initializer_range: float = 0.02,
         painting_generation: dict | None = None,
         reranked_painting: dict | None = None,
         vocab_file: str | None = None,
@@ -130,6 +134,7 @@ class DaVinci(BaseModel):
         self.reranked_painting = None if reranked_painting is None else dict(reranked_painting)
         self.register_buffer('pixel_mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer('pixel_std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), False)
+        self.initializer_range = initializer_range
         self._init_weights()
         if image_embedding_init == 'codebook':
             self._init_image_embeddings_from_codebook()
@@ -151,23 +156,24 @@ class DaVinci(BaseModel):
         )
 
     def _init_weights(self) -> None:
-        """BERT's initialisation for the transformer: normal(0.02) weights, zero biases."""
+        """BERT's initialisation for the transformer: normal(initializer_range) weights, zero
+        biases."""
         for module in (*self.encoder.modules(), *self.decoder.modules()):
             if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-                torch.nn.init.normal_(module.weight, std=0.02)
+                torch.nn.init.normal_(module.weight, std=self.initializer_range)
                 if isinstance(module, torch.nn.Linear):
                     torch.nn.init.zeros_(module.bias)
 
     @torch.no_grad()
     def _init_image_embeddings_from_codebook(self) -> None:
         """Visual word embeddings <- centred code vectors [K, C] @ a seeded Gaussian [C, D],
-        scaled to the std (0.02) of the normal initialisation."""
+        scaled to the std (``initializer_range``) of the normal initialisation."""
         vectors = self.image_tokenizer.code_vectors().float()
         vectors = vectors - vectors.mean(0)
         generator = torch.Generator().manual_seed(0)
         projection = torch.randn(vectors.shape[1], self.hidden_size, generator=generator)
         embedded = vectors @ projection
-        embedded = embedded * (0.02 / embedded.std().clamp_min(1e-12))
+        embedded = embedded * (self.initializer_range / embedded.std().clamp_min(1e-12))
         start, end = self.vocab.id_range(IMAGE)
         weight = self.encoder.embeddings.word_embeddings.weight
         weight[start:end] = embedded.to(weight.dtype)
