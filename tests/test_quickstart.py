@@ -1,7 +1,7 @@
 """The README's quick start in its --smoke form (CI runs this): the pipeline runs, learns, and
 reaches the smoke run's accuracy aim.
 
-The smoke run (3.9 minutes on 2 cores here) trains a tokenizer that reads back most scenes and
+The smoke run (3.9-4.1 minutes on 2 cores here) trains a tokenizer that reads back most scenes and
 a DaVinci just long enough to write and paint most one-object scenes (320 steps): the aim is
 caption accuracy >= 0.5 and paint accuracy >= 0.2 over the seen held-out scenes (measured 0.67 /
 0.28; README). The full quick start's accuracies are measured by running it (README).

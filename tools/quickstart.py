@@ -30,7 +30,7 @@ from davinci_zoo.cli import UserError, run_tool
 
 TOKENIZER_CONFIG = osp.join(REPO, 'configs', 'tokenizers', 'vqgan_f4_scenes32.py')
 DAVINCI_CONFIG = osp.join(REPO, 'configs', 'davinci_tiny_scenes32.py')
-# The smoke run (CI; 3.9 minutes on 2 cores here): a tokenizer that reads back most scenes
+# The smoke run (CI; 3.9-4.1 minutes on 2 cores here): a tokenizer that reads back most scenes
 # (batch 8 x 1100 steps: analyser accuracy 0.74 with 2 threads; 1000 steps: 0.66) and a DaVinci
 # trained just long enough to write and paint most one-object scenes. Caption / paint accuracy
 # over the seen held-out scenes, batch 16 x 320 steps: 0.67 / 0.28 (2 threads); 340 steps:
