@@ -19,6 +19,8 @@ model = dict(
     decoder_layers=3,
     dropout=0.0,
     max_text_positions=40,
+    visual_vocab_size=1024,  # the scene tokenizer's codebook
+    image_code_grid=(8, 8),  # its codes of a 32 px image (4 px cells)
     # BERT's 0.02 is tuned for width 768; at width 256 the wider start reads the image far
     # sooner. Batch 16 x 300 steps (1 thread, seed 0, empty_prefix_prob 0.5; caption / paint
     # accuracy over all seen held-out scenes): 0.02: 0.17 / 0.06 (seed 1: 0.35 / 0.0); 0.03:
@@ -61,6 +63,8 @@ model = dict(
         # 0.70 / 0.32 (a schedule from 0.7 down to 0.1 over the second half: 0.64 / 0.34).
         dict(type='PrefixImage', weight=1.0, mode='static', input_noise=0.15),
     ],
+    # tools/test.py: write a caption for every test scene and paint every caption (greedy)
+    head=dict(type='WritePaintHead'),
 )
 # Batch 16 x 700 steps (noise 0.7 then, lr 5e-4; greedy paint / caption accuracy, one / two
 # objects): 0.72 / 0.34 and 1.0 / 0.975. In about the same time: batch 8 x 1000 steps

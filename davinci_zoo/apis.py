@@ -15,22 +15,23 @@ The generation keywords (``**gen``) are the fields of
 ``temperature``, ``top_k``, ``top_p``, ``repetition_penalty``, ``seed``, and for painting
 ``guidance_scale`` (classifier-free guidance).
 
-Images are read exactly as the training data loaders read them (RGB, centre-cropped to a
-square, bicubic resize to the model's ``image_size``, values in [0, 1]). Importing this module
-imports torch; ``import davinci_zoo`` alone does not.
+Image files and PIL images are read as the shipped data pipelines read them (mmcv's
+``LoadImageFromFile`` with pillow, the short side resized bicubically to the model's
+``image_size``, a centre crop), then normalised by the model's data preprocessor. Importing
+this module imports torch; ``import davinci_zoo`` alone does not.
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import os
 
+import numpy as np
 import torch
 from PIL import Image
 
 from .checkpoint import check_state_dict_matches, load_checkpoint_file, state_dict_of
-from .models.davinci import inference
+from .models.davinci import inference, reranking
 from .models.davinci.generation import GenerationConfig
 
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -65,7 +66,7 @@ def init_model(config, checkpoint: str | os.PathLike | None = None, device='cpu'
         cfg = Config(copy.deepcopy(dict(config)))
     if 'model' not in cfg:
         raise InputError('the config has no "model" section')
-    if checkpoint is not None and cfg.model.get('image_tokenizer', {}).get('checkpoint'):
+    if checkpoint is not None and (cfg.model.get('image_tokenizer') or {}).get('checkpoint'):
         cfg.model.image_tokenizer.checkpoint = None
     check_input_paths(cfg, ('model',))
     model = MODELS.build(cfg.model)
@@ -83,31 +84,39 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     model.load_state_dict(state_dict)
 
 
-def _device(model) -> torch.device:
-    return model.pixel_mean.device
-
-
 # -- inputs -------------------------------------------------------------------------------
+def image_steps(size: int) -> list[dict]:
+    """The shipped pipelines' resize and crop to ``size`` (after loading the image)."""
+    return [
+        dict(
+            type='ResizeEdge', scale=size, edge='short', backend='pillow', interpolation='bicubic'
+        ),
+        dict(type='CenterCrop', crop_size=size),
+    ]
+
+
 def read_image(source, size: int) -> torch.Tensor:
-    """A path or PIL image -> [3, size, size] in [0, 1], with the training loader's steps."""
-    from .datasets.image_folder import load_rgb
+    """A path or PIL image -> [3, size, size] RGB in [0, 1], as the data pipelines read it."""
+    from .datasets.transforms import build_pipeline
 
     if isinstance(source, Image.Image):
-        buffer = io.BytesIO()
-        source.convert('RGB').save(buffer, format='PNG')  # lossless; load_rgb does the rest
-        buffer.seek(0)
-        return load_rgb(buffer, size)
-    path = os.fspath(source)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'image {path} does not exist')
-    try:
-        return load_rgb(path, size)
-    except _IMAGE_ERRORS as error:
-        raise InputError(f'image {path} cannot be read ({error})') from None
+        loaded = dict(img=np.asarray(source.convert('RGB'))[..., ::-1].copy())  # mmcv's BGR
+    else:
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'image {path} does not exist')
+        load = build_pipeline([dict(type='LoadImageFromFile', imdecode_backend='pillow')])
+        try:
+            loaded = load(dict(img_path=path))
+        except _IMAGE_ERRORS as error:
+            raise InputError(f'image {path} cannot be read ({error})') from None
+    image = build_pipeline(image_steps(size))(loaded)['img']
+    return torch.from_numpy(image[..., ::-1].transpose(2, 0, 1).copy()).float() / 255
 
 
 def image_batch(images, size: int, device) -> torch.Tensor:
-    """Paths, PIL images, or a tensor [B, 3, S, S] / [3, S, S] in [0, 1] -> [B, 3, S, S]."""
+    """Paths, PIL images, or a tensor [B, 3, S, S] / [3, S, S] in [0, 1] -> RGB [B, 3, S, S]
+    in [0, 1]."""
     if isinstance(images, torch.Tensor):
         batch = images[None] if images.dim() == 3 else images
         if batch.dim() != 4 or tuple(batch.shape[1:]) != (3, size, size):
@@ -178,15 +187,16 @@ def caption(model, images, prompt: str = '', batch_size: int = 32, **gen) -> lis
     """
     config = generation_config(gen)
     _checked(_check_caption_length, model, config, prompt)
-    batch = image_batch(images, model.image_size, _device(model))
+    batch = image_batch(images, model.image_size, model.device)
     captions = []
     for chunk in batch.split(batch_size):
-        captions += inference.write_texts(model, chunk, config, prompt)
+        pixels = model.data_preprocessor.normalize(chunk)
+        captions += inference.write_texts(model, pixels, config, prompt)
     return captions
 
 
 # -- paint --------------------------------------------------------------------------------
-build_scorer = inference.build_scorer
+build_scorer = reranking.build_scorer
 
 
 def paint_tensors(
@@ -203,12 +213,12 @@ def paint_tensors(
     texts = text_list(texts)
     config = generation_config(gen)
     _checked(_check_painting, config, num_samples)
-    codes, scores = inference.paint_codes(model, texts, config, num_samples)
-    images = inference.codes_to_images(model, codes)
     if rerank:
-        scores = inference.score_samples(model, images, texts, build_scorer(scorer))
-        images, scores = inference.best_first(images, scores)
-    return images, scores
+        return reranking.best_first(
+            *reranking.paint_scored(model, texts, config, num_samples, scorer)
+        )
+    codes, scores = inference.paint_codes(model, texts, config, num_samples)
+    return inference.codes_to_images(model, codes), scores
 
 
 def paint(
@@ -273,11 +283,15 @@ def complete(
     config = generation_config(gen)
     _checked(inference.check_keep_rows, model, keep_rows, prefix)
     _checked(inference.check_painting_config, config)
-    batch = image_batch(images, model.image_size, _device(model))
+    batch = image_batch(images, model.image_size, model.device)
     texts = text_list(texts)
     if len(texts) != len(batch):
         raise InputError(f'{len(batch)} images but {len(texts)} texts')
-    completed = inference.complete_images(model, batch, keep_rows, texts, config, prefix)
+    pixels = model.data_preprocessor.normalize(batch)
+    codes = inference.complete_codes(model, pixels, keep_rows, texts, config, prefix)
+    completed = inference.codes_to_images(model, codes).to(batch.dtype)
+    strip = keep_rows * model.image_tokenizer.downsample_factor
+    completed[:, :, :strip] = batch[:, :, :strip]  # the kept pixels, unchanged
     return [to_pil(image) for image in completed]
 
 

@@ -134,15 +134,32 @@ def check_input_paths(cfg: Config, sections=('model', 'train_dataloader')) -> No
 
     Done before the Runner builds anything, so a config run without its data or weights
     stops with one line that says which path is missing and where to read how to get it.
+    Parts the model will not build (a DaVinci whose objectives and head need no image
+    tokenizer) are not checked: their files are never read.
     """
+    unbuilt = tuple(f'model.{part}.' for part in _unbuilt_model_parts(cfg))
     for section in sections:
         if section in cfg and cfg[section] is not None:
             for where, path in _input_paths(cfg[section], section):
+                if unbuilt and where.startswith(unbuilt):
+                    continue
                 if not os.path.exists(path):
                     raise UserError(
                         f'{where} = {path!r} does not exist; see {DATA_DOC} for '
                         'how to get, convert or point at it'
                     )
+
+
+def _unbuilt_model_parts(cfg: Config) -> list[str]:
+    """The configured model parts its class says it will not build (``unbuilt_parts``)."""
+    model = cfg.get('model')
+    if not isinstance(model, dict) or not isinstance(model.get('type'), str):
+        return []
+    from .registry import MODELS
+
+    model_class = MODELS.find(model['type'])
+    unbuilt = getattr(model_class, 'unbuilt_parts', None)
+    return list(unbuilt(model)) if unbuilt else []
 
 
 def _input_paths(node, where: str):

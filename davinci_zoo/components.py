@@ -12,8 +12,9 @@ from .datasets import (  # noqa: F401
     scene_dataset,
     shards,
     text_corpus,
+    transforms,
 )
 from .engine import hooks, optim, sample_hooks  # noqa: F401
 from .evaluation import reconstruction_metric, scene_metric  # noqa: F401
-from .models import davinci, losses, tokenizer_trainer  # noqa: F401
-from .models.davinci import scoring  # noqa: F401  (SCORERS: CaptionLikelihoodScorer)
+from .models import data_preprocessor, davinci, heads, losses, tokenizer_trainer  # noqa: F401
+from .models.davinci import reranking  # noqa: F401  (SCORERS: CaptionLikelihoodScorer)

@@ -16,7 +16,7 @@ from conftest import run_tool, tiny_davinci_config
 from PIL import Image
 
 from davinci_zoo.checkpoint import CheckpointMismatchError, save_checkpoint_file
-from davinci_zoo.datasets.image_folder import load_rgb
+from davinci_zoo.models.data_preprocessor import DaVinciDataPreprocessor
 from davinci_zoo.scenes import generate_scenes, render
 
 TINY_MODEL = tiny_davinci_config()
@@ -90,11 +90,20 @@ def test_init_model_loads_the_checkpoint_and_refuses_one_that_does_not_fit(tiny,
 
 def test_images_are_read_like_the_training_data(tiny, model):
     from davinci_zoo.apis import InputError, image_batch
+    from davinci_zoo.datasets.image_folder import ImageFolderImages
 
     paths = tiny['images']
     batch = image_batch(paths, 32, 'cpu')
     assert batch.shape == (2, 3, 32, 32)
-    assert torch.equal(batch, torch.stack([load_rgb(path, 32) for path in paths]))
+    pipeline = [  # the shipped pipelines' steps (configs/_base_/datasets/pretrain_pairs_c4.py)
+        dict(type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True),
+        dict(type='ResizeEdge', scale=32, edge='short', backend='pillow', interpolation='bicubic'),
+        dict(type='CenterCrop', crop_size=32),
+        dict(type='PackDaVinciInputs'),
+    ]
+    folder = ImageFolderImages(str(tiny['root']), pipeline, max_bad_fraction=0.5)
+    stored = torch.stack([folder[i]['inputs']['images'] for i in range(2)])  # scene0, scene1
+    assert torch.equal(batch, DaVinciDataPreprocessor().unit_rgb(stored))
     pictures = [Image.open(path) for path in paths]
     assert torch.equal(image_batch(pictures, 32, 'cpu'), batch)
     assert torch.equal(image_batch(batch[0], 32, 'cpu'), batch[:1])

@@ -6,6 +6,7 @@ from conftest import REPO, run_tool
 from mmengine.config import Config
 
 from davinci_zoo.registry import MODELS
+from davinci_zoo.text import tokenize_texts
 
 
 def build_without_weights(config_name, **model_overrides):
@@ -18,13 +19,13 @@ def build_without_weights(config_name, **model_overrides):
 def one_step(model, image_size):
     """One training step on a tiny CPU batch: finite losses, gradients everywhere trainable."""
     torch.manual_seed(0)
-    images = torch.rand(2, 3, image_size, image_size)
+    images = model.data_preprocessor.normalize(torch.rand(2, 3, image_size, image_size))
     codes = torch.randint(0, model.vocab.codebook_size, (2, *model.vocab.code_grid))
     batch = dict(
         images=images,
         codes=codes,
-        caption=['a dog runs on the grass', 'two cats'],
-        text=['a short text only document for the corpus objective'],
+        caption=tokenize_texts(model.text_tokenizer, ['a dog runs on the grass', 'two cats']),
+        text=tokenize_texts(model.text_tokenizer, ['a text only document for the corpus']),
     )
     losses = model.loss(batch)
     assert set(losses) == {'loss_prefixlm', 'loss_prefiximage', 'loss_textprefixlm'}

@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import tiny_davinci_config
 
+from davinci_zoo.datasets.mixing import mixed_collate
 from davinci_zoo.datasets.scene_dataset import ProceduralScenes
 from davinci_zoo.models.davinci import generation, inference
 from davinci_zoo.models.davinci.attention import RelativePositionBias2d
@@ -33,6 +34,7 @@ from davinci_zoo.models.davinci.original_weights import (
 )
 from davinci_zoo.models.davinci.vocabulary import ALL, IMAGE, TEXT
 from davinci_zoo.registry import IMAGE_TOKENIZERS, MODELS
+from davinci_zoo.text import tokenize_texts
 
 TEXT_VOCAB, CODEBOOK = 30522, 64
 VOCAB = TEXT_VOCAB + CODEBOOK
@@ -54,8 +56,10 @@ def build_model(hidden: int = 32, objectives=None, **overrides):
         decoder_layers=LAYERS,
         max_text_positions=TEXT_POSITIONS,
     )
-    if objectives:
+    if objectives is not None:
         cfg['objectives'] = objectives
+    if 'image_tokenizer' in overrides:  # another tokenizer: its vocabulary, not the config's
+        cfg.update(visual_vocab_size=None, image_code_grid=None)
     cfg.update(overrides)
     return MODELS.build(cfg)
 
@@ -601,11 +605,10 @@ def test_original_checkpoint_loads_and_drives_the_outputs():
             assert torch.equal(state['image_tokenizer.' + key[len('d_vae.model.') :]], tensor), key
 
     generator = torch.Generator().manual_seed(1)
-    images = torch.rand(2, 3, 32, 32, generator=generator)
+    images = model.data_preprocessor.normalize(torch.rand(2, 3, 32, 32, generator=generator))
     with torch.no_grad():
         tokens = model.embed_image(images)
-        normalized = (images - model.pixel_mean) / model.pixel_std
-        features = model.image_embedder.features(normalized).flatten(2).transpose(1, 2)
+        features = model.image_embedder.features(images).flatten(2).transpose(1, 2)
     cls = original['visual_encoder.cls_token'].expand(2, -1, -1)
     expected_tokens = torch.cat([cls, features], 1) + original['visual_encoder.pos_embed']
     expected_tokens = dense(expected_tokens, original, 'vision_proj')
@@ -613,8 +616,7 @@ def test_original_checkpoint_loads_and_drives_the_outputs():
     top = images[:, :, :16]  # a prefix image of 2 token rows takes the first rows' positions
     with torch.no_grad():
         prefix_tokens = model.embed_image(top)
-        normalized = (top - model.pixel_mean) / model.pixel_std
-        features = model.image_embedder.features(normalized).flatten(2).transpose(1, 2)
+        features = model.image_embedder.features(top).flatten(2).transpose(1, 2)
     expected_prefix = torch.cat([cls, features], 1) + original['visual_encoder.pos_embed'][:, :9]
     expected_prefix = dense(expected_prefix, original, 'vision_proj')
     torch.testing.assert_close(prefix_tokens, expected_prefix, atol=1e-5, rtol=1e-5)
@@ -757,14 +759,21 @@ def test_split_image_every_allowed_row():
 # --------------------------------------------------------------------------------------------
 # 4. Objectives
 # --------------------------------------------------------------------------------------------
-SCENES = ProceduralScenes(8, 32, seed=0)
+PIPELINE = [dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')]
+SCENES = ProceduralScenes(8, 32, seed=0, pipeline=PIPELINE)
+CAPTIONS = [SCENES.scenes[i].caption for i in range(8)]
 
 
-def scene_batch(count=2):
-    items = [SCENES[i] for i in range(count)]
-    return dict(
-        images=torch.stack([i['images'] for i in items]), caption=[i['caption'] for i in items]
-    )
+def scene_batch(model, count=2) -> dict:
+    """The model inputs of the first ``count`` scenes: the data pipeline, ``mixed_collate``
+    and the model's data preprocessor (normalised images, tokenised captions)."""
+    batch = mixed_collate([SCENES[i] for i in range(count)])
+    return model.data_preprocessor(batch, False)['inputs']
+
+
+def texts(model, strings):
+    """Strings as a TextBatch, as the data workers would have tokenised them."""
+    return tokenize_texts(model.text_tokenizer, strings)
 
 
 def grad_total(params):
@@ -777,7 +786,7 @@ def test_objectives_give_losses_and_gradients_only_where_they_belong():
     torch.manual_seed(0)
     np.random.seed(0)
     model = build_model().train()
-    batch = scene_batch()
+    batch = scene_batch(model)
     losses = model.loss(dict(batch))
     assert set(losses) == {'loss_prefixlm', 'loss_prefiximage'}
     for loss in losses.values():
@@ -869,7 +878,7 @@ def test_objectives_feed_the_splits_the_paper_describes():
     torch.manual_seed(0)
     model = build_model().eval()
     scramble(model.decoder.head, seed=21)
-    batch = scene_batch(3)
+    batch = scene_batch(model, 3)
     batch['codes'] = model.image_codes(batch['images'])
     encodes, decodes = record(model, 'encode'), record(model, 'decoder_loss')
 
@@ -877,7 +886,7 @@ def test_objectives_feed_the_splits_the_paper_describes():
     with torch.no_grad():
         loss = PrefixLM()(model, batch)['loss_prefixlm']
     np.random.seed(4)
-    words = [caption.split(' ') for caption in batch['caption']]
+    words = [caption.split(' ') for caption in CAPTIONS[:3]]
     ks = [int(np.random.randint(len(w))) for w in words]
     assert len(set(ks)) > 1  # this seed draws different split points
     prefixes = [' '.join(w[:k]) for w, k in zip(words, ks)]
@@ -908,7 +917,7 @@ def test_objectives_feed_the_splits_the_paper_describes():
     full_image = encodes[0]['args'][3] if len(encodes[0]['args']) > 3 else encodes[0]['kwargs']
     assert full_image in (False, {'full_image': False})
     assert torch.equal(images, batch['images'][:, :, :8])  # 2 code rows of 4 px
-    expected_ids, expected_mask = wordpiece(model, batch['caption'])
+    expected_ids, expected_mask = wordpiece(model, CAPTIONS[:3])
     assert torch.equal(text_ids, expected_ids) and torch.equal(text_mask, expected_mask)
     suffix = batch['codes'][:, 2:].flatten(1)
     ids, positions, memory, memory_mask, targets, modality = decodes[0]['args']
@@ -924,7 +933,7 @@ def test_prefix_image_static_and_dynamic_rows():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = build_model()
-    batch = scene_batch()
+    batch = scene_batch(model)
     batch['codes'] = model.image_codes(batch['images'])
     encodes, decodes = spy(model, 'encode'), spy(model, 'decoder_loss')
 
@@ -969,7 +978,7 @@ def test_prefix_image_input_noise_replaces_inputs_not_targets():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = build_model()
-    batch = scene_batch(4)
+    batch = scene_batch(model, 4)
     batch['codes'] = model.image_codes(batch['images'])
     clean_ids = model.vocab.codes_to_ids(batch['codes'].flatten(1))
     decodes = spy(model, 'decoder_loss')
@@ -988,22 +997,26 @@ def test_prefix_image_input_noise_replaces_inputs_not_targets():
 
 
 def test_prefix_image_caption_dropout_paints_some_samples_from_empty_captions():
-    np.random.seed(3)
-    captions = [f'caption {i}' for i in range(4000)]
-    dropped = PrefixImage(caption_dropout=0.2).dropped_captions(captions)
-    kept = [a == b for a, b in zip(dropped, captions)]
-    assert 0.77 < np.mean(kept) < 0.83 and all(d == '' for d, k in zip(dropped, kept) if not k)
-    assert PrefixImage().dropped_captions(captions) == captions
     torch.manual_seed(0)
     model = build_model()
-    batch = scene_batch(4)
+    np.random.seed(3)
+    captions = texts(model, [f'caption {i}' for i in range(3999)] + [''])
+    dropped = PrefixImage(caption_dropout=0.2).dropped_captions(captions)
+    assert 0.17 < dropped.float().mean() < 0.23 and dropped[-1]  # an empty one stays empty
+    assert PrefixImage().dropped_captions(captions).tolist() == [False] * 3999 + [True]
+    batch = scene_batch(model, 4)
     batch['codes'] = model.image_codes(batch['images'])
-    tokenized = spy(model, 'tokenize')
+    encodes = spy(model, 'encode')
     np.random.seed(1)  # draws 0.42, 0.72, 0.00, 0.30: all but the second dropped
     with torch.no_grad():
         PrefixImage(mode='static', caption_dropout=0.5)(model, batch)
-    texts = tokenized[0][0]
-    assert texts == ['', batch['caption'][1], '', '']
+    text_ids, text_mask = encodes[0][1], encodes[0][2]
+    kept_ids, kept_mask = wordpiece(model, [CAPTIONS[1]])
+    assert torch.equal(text_ids[1, : kept_ids.shape[1]], kept_ids[0])
+    for row in (0, 2, 3):  # '[CLS]' alone, as the empty caption
+        assert text_ids[row, 0] == 101 and text_mask[row].tolist() == [1] + [0] * (
+            text_mask.shape[1] - 1
+        )
     with pytest.raises(ValueError, match='caption_dropout'):
         PrefixImage(caption_dropout=1.0)
 
@@ -1012,7 +1025,7 @@ def test_logits_all_scores_the_whole_vocabulary():
     torch.manual_seed(0)
     model = build_model()
     scramble(model.decoder.head, seed=9)  # visual ids are real competitors
-    batch = scene_batch()
+    batch = scene_batch(model)
     batch['codes'] = model.image_codes(batch['images'])
     decodes = []
     model.decoder.head.register_forward_pre_hook(lambda module, args: decodes.append(args))
@@ -1035,26 +1048,26 @@ def test_empty_captions_and_text_only_prefix_lm():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     np.random.seed(0)
-    model = build_model(objectives=[dict(type='TextPrefixLM')])
-    images = scene_batch()['images']
-    assert PrefixLM()(model, dict(images=images, caption=['', '   '])) == {}
-    assert PrefixLM()(model, dict(images=None, caption=['a', 'b'])) == {}
-    mixed = PrefixLM()(model, dict(images=images, caption=['', 'a small red circle']))
+    model = build_model(objectives=[dict(type='PrefixLM'), dict(type='TextPrefixLM')])
+    assert model.image_tokenizer is None  # nothing needs image codes
+    images = scene_batch(model)['images']
+    assert PrefixLM()(model, dict(images=images, caption=texts(model, ['', '   ']))) == {}
+    mixed = PrefixLM()(model, dict(images=images, caption=texts(model, ['', 'a small red'])))
     assert torch.isfinite(mixed['loss_prefixlm'])
 
-    encodes = spy(model, 'encode')
-    text = ['a small red circle in the top left', 'the quick brown fox jumps']
-    losses = model.loss(dict(text=text))
+    encodes, called = spy(model, 'encode'), spy(model.objectives[0], 'forward')
+    text = texts(model, ['a small red circle in the top left', 'the quick brown fox jumps'])
+    losses = model.loss(dict(text=text))  # PrefixLM has no data: it is not called
     assert set(losses) == {'loss_textprefixlm'} and torch.isfinite(losses['loss_textprefixlm'])
-    assert encodes[0][0] is None  # no image in the encoder
+    assert called == [] and encodes[0][0] is None  # no image in the encoder
     losses['loss_textprefixlm'].backward()
     assert grad_total(model.encoder.layers.parameters()) > 0
     assert grad_total(model.decoder.layers.parameters()) > 0
     assert grad_total(model.image_embedder.parameters()) == 0
-    assert TextPrefixLM()(model, dict(images=images, caption=['a b'])) == {}
-    assert TextPrefixLM()(model, dict(text=['', '  '])) == {}
-    with pytest.raises(ValueError):  # nothing in the batch for any objective
-        model.loss(dict(images=images, caption=['a b', 'c d']))
+    assert TextPrefixLM()(model, dict(text=texts(model, ['', '  ']))) == {}
+    text_only = build_model(objectives=[dict(type='TextPrefixLM')])
+    with pytest.raises(ValueError, match='TextPrefixLM'):  # nothing in the batch for it
+        text_only.loss(dict(images=images, caption=texts(model, ['a b', 'c d'])))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1100,7 +1113,7 @@ def test_generate_stays_in_its_modality_and_sampling_is_reproducible():
     torch.manual_seed(0)
     model = build_model().eval()
     scramble(model.decoder, seed=13)
-    captions = [SCENES[0]['caption'], SCENES[1]['caption']]
+    captions = CAPTIONS[:2]
     text_ids, text_mask = model.tokenize(captions)
     with torch.no_grad():
         memory, memory_mask = model.encode(None, text_ids, text_mask)
@@ -1193,8 +1206,8 @@ def test_tiny_model_overfits_captions_by_reading_the_image():
     torch.manual_seed(0)
     np.random.seed(0)
     model = build_model(hidden=64, objectives=[dict(type='PrefixLM')])
-    images = torch.stack([SCENES[i]['images'] for i in range(8)])
-    captions = [SCENES[i]['caption'] for i in range(8)]
+    batch = scene_batch(model, 8)
+    images, captions = batch['images'], CAPTIONS
     assert len(set(captions)) == 8
     steps = 500
     params = [p for p in model.parameters() if p.requires_grad]
@@ -1206,7 +1219,7 @@ def test_tiny_model_overfits_captions_by_reading_the_image():
     model.train()
     objective = model.objectives[0]
     for _ in range(steps):
-        loss = objective(model, dict(images=images, caption=captions))['loss_prefixlm']
+        loss = objective(model, batch)['loss_prefixlm']
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from test_davinci_model import (
+    CAPTIONS,
     CODEBOOK,
     SCENES,
     TEXT_VOCAB,
@@ -24,8 +25,11 @@ from test_davinci_model import (
     record,
     scramble,
     spy,
+    texts,
 )
 
+from davinci_zoo.datasets.mixing import mixed_collate
+from davinci_zoo.models.data_preprocessor import DaVinciDataPreprocessor
 from davinci_zoo.models.davinci import inference
 from davinci_zoo.models.davinci.beam_search import beam_search
 from davinci_zoo.models.davinci.generation import (
@@ -78,9 +82,14 @@ class PatchTokenizer(ImageTokenizer):
         return cells.permute(0, 3, 1, 4, 2, 5).reshape(batch, 3, height * f, width * f)
 
 
+def scene_batch(count=2) -> dict:
+    """The first ``count`` scenes as the data preprocessor gives them to the model."""
+    return DaVinciDataPreprocessor()(mixed_collate([SCENES[i] for i in range(count)]))
+
+
 def scene_images(count=2):
-    images = torch.stack([SCENES[i]['images'] for i in range(count)])
-    return images, [SCENES[i]['caption'] for i in range(count)]
+    """(model-input images [B, 3, 32, 32], their captions)."""
+    return scene_batch(count)['inputs']['images'], CAPTIONS[:count]
 
 
 def scrambled_model(seed, **overrides):
@@ -539,19 +548,30 @@ def test_guidance_scale_one_is_plain_painting_and_zero_paints_the_empty_caption(
         GenerationConfig(guidance_scale=-1.0)
 
 
+def write_paint_head(**options) -> dict:
+    return dict(type='WritePaintHead', **options)
+
+
 def test_predict_paints_as_painting_generation_says():
-    images, captions = scene_images()
-    greedy = scrambled_model(seed=34)
-    guided = scrambled_model(seed=34, painting_generation=dict(guidance_scale=0.0))
+    captions = CAPTIONS[:2]
+    greedy = scrambled_model(seed=34, head=write_paint_head())
+    guided = scrambled_model(
+        seed=34, head=write_paint_head(painting_generation=dict(guidance_scale=0.0))
+    )
     with torch.no_grad():
-        plain = [p['painting'] for p in greedy(images=images, caption=captions, mode='predict')]
+        plain = [p.pred_painting for p in greedy(**scene_batch(), mode='predict')]
         from_empty = inference.codes_to_images(greedy, inference.paint_codes(greedy, ['', ''])[0])
-        painted = [p['painting'] for p in guided(images=images, caption=captions, mode='predict')]
+        painted = [p.pred_painting for p in guided(**scene_batch(), mode='predict')]
         expected = inference.codes_to_images(greedy, inference.paint_codes(greedy, captions)[0])
     assert torch.equal(torch.stack(plain), expected[:, 0])
     assert torch.equal(torch.stack(painted), from_empty[:, 0])
+    written = [p.pred_caption for p in greedy(**scene_batch(), mode='predict')]
+    assert written == inference.write_texts(greedy, scene_images()[0])
     with pytest.raises(ValueError, match='max_length'):
-        scrambled_model(seed=34, painting_generation=dict(max_length=5))
+        scrambled_model(seed=34, head=write_paint_head(painting_generation=dict(max_length=5)))
+    headless = scrambled_model(seed=34)
+    with pytest.raises(ValueError, match='no head'):
+        headless(**scene_batch(), mode='predict')
 
 
 def test_repetition_penalty_transforms_seen_logits():
@@ -626,17 +646,12 @@ def test_completion_keeps_the_top_rows_and_mirrors_prefix_image_training():
     strip, _, _ = encodes[0]['args'][:3]
     assert strip.shape[-2] == 8 and encodes[0]['kwargs'] == {'full_image': False}
 
-    completed = inference.complete_images(model, images, 2, captions)
-    assert torch.equal(completed[:, :, :8], images[:, :, :8])  # kept pixels, bitwise
-    painted = inference.codes_to_images(model, codes)
-    assert torch.equal(completed[:, :, 8:], painted[:, :, 8:])
-
     # teacher-forced PrefixImage at split r = 2 over the completion: greedy = its argmax
     decodes = record(model, 'decoder_loss')
     objective = PrefixImage()
     objective.choose_rows = lambda model, code_rows: 2
     with torch.no_grad():
-        objective(model, dict(images=images, caption=captions, codes=codes))
+        objective(model, dict(images=images, caption=texts(model, captions), codes=codes))
         ids, positions, memory, memory_mask = decodes[-1]['args'][:4]
         logits = model.decoder_logits(ids, positions, memory, memory_mask, IMAGE)
     assert positions.tolist() == list(range(16, 64))
@@ -694,15 +709,16 @@ def test_caption_likelihood_scorer_is_the_teacher_forced_log_likelihood():
     model = scrambled_model(seed=34)
     scramble(model.encoder, seed=35)
     images, _ = scene_images()
-    texts = ['a small red circle', 'a large green square above a small blue triangle']
-    total = SCORERS.build(dict(type='CaptionLikelihoodScorer'))(model, images, texts)
+    pixels = model.data_preprocessor.pixels(images)  # scorers take RGB in [0, 1]
+    strings = ['a small red circle', 'a large green square above a small blue triangle']
+    total = SCORERS.build(dict(type='CaptionLikelihoodScorer'))(model, pixels, strings)
     mean = SCORERS.build(dict(type='CaptionLikelihoodScorer', reduction='mean'))
-    average = mean(model, images, texts)
+    average = mean(model, pixels, strings)
     assert total.shape == (2,)
     empty_ids, empty_mask = model.tokenize(['', ''])
     with torch.no_grad():
         memory, memory_mask = model.encode(images, empty_ids, empty_mask)
-    for row, text in enumerate(texts):
+    for row, text in enumerate(strings):
         ids = [CLS, *model.text_tokenizer.encode(text, add_special_tokens=False), SEP]
         state = DecoderState(model, memory[row : row + 1], memory_mask[row : row + 1])
         log_likelihood = 0.0
@@ -713,7 +729,7 @@ def test_caption_likelihood_scorer_is_the_teacher_forced_log_likelihood():
         assert float(total[row]) == pytest.approx(log_likelihood, abs=1e-4)
         assert float(average[row]) == pytest.approx(log_likelihood / (len(ids) - 1), abs=1e-5)
     with pytest.raises(ValueError):
-        mean(model, images, ['a small red circle', ' '])
+        mean(model, pixels, ['a small red circle', ' '])
 
 
 @SCORERS.register_module(force=True)
@@ -733,25 +749,24 @@ def test_predict_can_add_a_plain_sample_and_the_reranked_best_and_the_metric_sco
     from davinci_zoo.scenes import render
 
     options = dict(num_samples=3, scorer=dict(type='BrightnessScorer'))
-    model = scrambled_model(seed=36, reranked_painting=options)
+    model = scrambled_model(seed=36, head=write_paint_head(reranked_painting=options))
     drawn = []
     to_images = inference.codes_to_images
     monkeypatch.setattr(
         inference, 'codes_to_images', lambda m, c: drawn.append(to_images(m, c)) or drawn[-1]
     )
-    images, captions = scene_images()
     torch.manual_seed(5)
-    predictions = model(images=images, caption=captions, mode='predict')
+    predictions = model(**scene_batch(), mode='predict')
     samples = drawn[-1]  # [2, 3, 3, 32, 32]: this call's samples
     assert samples.shape[:2] == (2, 3) and not torch.equal(samples[:, 0], samples[:, 1])
     best = samples.mean(dim=(2, 3, 4)).argmax(1)
     for row, prediction in enumerate(predictions):
-        assert torch.equal(prediction['painting_sampled'], samples[row, 0])
-        assert torch.equal(prediction['painting_reranked'], samples[row, best[row]])
-        assert prediction['painting'].shape == (3, 32, 32)
+        assert prediction.caption == CAPTIONS[row]  # the data sample, with the predictions
+        assert torch.equal(prediction.pred_painting_sampled, samples[row, 0])
+        assert torch.equal(prediction.pred_painting_reranked, samples[row, best[row]])
+        assert prediction.pred_painting.shape == (3, 32, 32)
 
     # the metric: truth renders read back, black paintings do not
-    truth = [SCENES[i] for i in range(2)]
     rendered = [
         torch.from_numpy(render(SCENES.scenes[i], 32)).permute(2, 0, 1).float() / 255
         for i in range(2)
@@ -762,13 +777,13 @@ def test_predict_can_add_a_plain_sample_and_the_reranked_best_and_the_metric_sco
         None,
         [
             dict(
-                caption=item['caption'],
-                pred_caption=item['caption'],
-                painting=black,
-                painting_sampled=picture,
-                painting_reranked=picture if i == 0 else black,
+                caption=caption,
+                pred_caption=caption,
+                pred_painting=black,
+                pred_painting_sampled=picture,
+                pred_painting_reranked=picture if i == 0 else black,
             )
-            for i, (item, picture) in enumerate(zip(truth, rendered))
+            for i, (caption, picture) in enumerate(zip(CAPTIONS, rendered))
         ],
     )
     scores = metric.compute_metrics(metric.results)

@@ -11,6 +11,17 @@ from davinci_zoo.models.losses import PerceptualLoss, PixelL1Loss, PixelMSELoss
 from davinci_zoo.visualization import image_grid, save_png
 
 
+def folder_pipeline(size: int) -> list[dict]:
+    return [
+        dict(type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True),
+        dict(
+            type='ResizeEdge', scale=size, edge='short', backend='pillow', interpolation='bicubic'
+        ),
+        dict(type='CenterCrop', crop_size=size),
+        dict(type='PackDaVinciInputs'),
+    ]
+
+
 def write_images(folder, count, size=(40, 30)):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -25,11 +36,13 @@ def test_image_folder_skips_and_counts_corrupt_files(tmp_path):
     good = (tmp_path / 'a' / 'img_0.png').read_bytes()
     (tmp_path / 'a' / 'sub').mkdir()
     (tmp_path / 'a' / 'sub' / 'truncated.png').write_bytes(good[:60])
-    dataset = ImageFolderImages(str(tmp_path / 'a'), image_size=32, max_bad_fraction=0.5)
+    dataset = ImageFolderImages(str(tmp_path / 'a'), folder_pipeline(32), max_bad_fraction=0.5)
     assert len(dataset) == 8 and dataset.num_skipped == 2
     item = dataset[3]
-    assert item['images'].shape == (3, 32, 32)
-    assert item['images'].min() >= 0 and item['images'].max() <= 1
+    images = item['inputs']['images']
+    assert images.shape == (3, 32, 32) and images.dtype == torch.uint8
+    assert item['data_samples'].img_path.endswith('img_3.png')
+    assert set(item['inputs']) == {'images'}  # no caption
 
 
 def test_image_folder_stops_when_too_many_files_are_bad(tmp_path):
@@ -37,17 +50,17 @@ def test_image_folder_stops_when_too_many_files_are_bad(tmp_path):
     for i in range(3):
         (tmp_path / 'b' / f'bad_{i}.jpg').write_bytes(b'nope')
     with pytest.raises(ValueError, match='3 of 5 images are unreadable'):
-        ImageFolderImages(str(tmp_path / 'b'), image_size=32, max_bad_fraction=0.1)
+        ImageFolderImages(str(tmp_path / 'b'), folder_pipeline(32), max_bad_fraction=0.1)
     with pytest.raises(FileNotFoundError, match='does not exist'):
         ImageFolderImages(str(tmp_path / 'missing'))
 
 
 def test_image_folder_skips_a_file_that_breaks_after_start_up(tmp_path):
     write_images(tmp_path / 'c', 4)
-    dataset = ImageFolderImages(str(tmp_path / 'c'), image_size=16, max_bad_fraction=0.5)
+    dataset = ImageFolderImages(str(tmp_path / 'c'), folder_pipeline(16), max_bad_fraction=0.5)
     dataset.paths[1].write_bytes(b'corrupted later')
     item = dataset[1]
-    assert item['index'] == 2 and dataset.num_skipped == 1
+    assert item['data_samples'].sample_idx == 2 and dataset.num_skipped == 1
 
 
 def test_psnr_and_ssim_values():

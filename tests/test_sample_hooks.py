@@ -31,8 +31,14 @@ from davinci_zoo.registry import MODELS
 pytestmark = pytest.mark.slow(budget_s=120)
 
 MAX_ITERS, INTERVAL, NUM_IMAGES = 4, 2, 3
-SCENES = dict(type='ProceduralScenes', num_scenes=16, image_size=32, two_object_prob=0.5)
-TINY_DAVINCI = tiny_davinci_config(dropout=0.1)
+SCENES = dict(
+    type='ProceduralScenes',
+    num_scenes=16,
+    image_size=32,
+    two_object_prob=0.5,
+    pipeline=[dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')],
+)
+TINY_DAVINCI = tiny_davinci_config(dropout=0.1, head=dict(type='WritePaintHead'))
 SAMPLES_HOOK = dict(
     type='TrainingSamplesHook',
     interval=INTERVAL,
@@ -46,7 +52,7 @@ SAMPLES_HOOK = dict(
 
 def tiny_config(work_dir, name: str, with_samples: bool) -> Config:
     cfg = Config.fromfile(str(REPO / 'configs' / '_base_' / 'default_runtime.py'))
-    loader = dict(num_workers=0, collate_fn=dict(type='default_collate'))
+    loader = dict(num_workers=0, collate_fn=dict(type='davinci_zoo.mixed_collate'))
     cfg.merge_from_dict(
         dict(
             work_dir=str(work_dir),
@@ -218,10 +224,18 @@ def test_bad_settings_fail_with_one_clear_line(tmp_path):
     folder = tmp_path / 'folder'
     folder.mkdir()
     Image.new('RGB', (40, 40), (200, 10, 10)).save(folder / 'red.png')
-    unlabeled = dict(type='ImageFolderImages', data_root=str(folder), image_size=32)
+    pipeline = [
+        dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+        dict(type='ResizeEdge', scale=32, edge='short'),
+        dict(type='PackDaVinciInputs'),
+    ]
+    unlabeled = dict(type='ImageFolderImages', data_root=str(folder), pipeline=pipeline)
     with pytest.raises(ValueError, match='give prompts='):
         TrainingSamplesHook(images=unlabeled).before_train(runner)
+    unpacked = dict(unlabeled, pipeline=pipeline[:2])
+    with pytest.raises(ValueError, match='PackDaVinciInputs'):
+        TrainingSamplesHook(images=unpacked, prompts=['a']).before_train(runner)
     hook = TrainingSamplesHook(images=unlabeled, prompts=['a small red square'])
     hook.before_train(runner)
-    assert hook.fixed_images.shape == (1, 3, 32, 32) and hook.truths is None
+    assert hook.fixed_batch['inputs']['images'].shape == (1, 3, 32, 32) and hook.truths is None
     assert (tmp_path / 'samples' / 'prompts.txt').read_text() == 'a small red square\n'

@@ -19,10 +19,11 @@ def scene_samples(count, reconstruction):
     samples = []
     for i in range(count):
         item = dataset[i]
+        images = torch.from_numpy(item['img'][..., ::-1].copy()).permute(2, 0, 1) / 255
         samples.append(
             dict(
-                images=item['images'],
-                reconstruction=reconstruction(item['images']),
+                images=images,
+                reconstruction=reconstruction(images),
                 codes=torch.full((8, 8), i % 4),
                 caption=item['caption'],
             )

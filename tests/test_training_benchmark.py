@@ -35,8 +35,10 @@ def test_training_benchmark_counts_forward_and_backward(monkeypatch):
     result = training.run_training_benchmark(model, optim_wrapper, image_size, settings)
 
     batch = training.scene_batch(4, image_size, 0)
-    batch['codes'] = model.image_codes(batch['images'])
-    forward = training.count_flops(lambda: model.loss(dict(batch)))
+    assert batch['inputs']['images'].dtype == torch.uint8  # what the data workers deliver
+    inputs = model.data_preprocessor(batch, True)['inputs']
+    inputs['codes'] = model.image_codes(inputs['images'])
+    forward = training.count_flops(lambda: model.loss(inputs))
     # A step is forward + backward (about twice the forward) + the optimizer (no matmuls).
     assert 2.5 * forward < result['step_gflop'] * 1e9 < 3.5 * forward
     assert result['tokenizer_encode']['gflop'] > 0

@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_davinci_model import SCENES, build_model
+from test_davinci_model import CAPTIONS, SCENES, build_model, texts
 from test_generation import PatchTokenizer
 
 from davinci_zoo.apis import caption, complete, paint
+from davinci_zoo.datasets.mixing import mixed_collate
+from davinci_zoo.models.data_preprocessor import DaVinciDataPreprocessor
 from davinci_zoo.scenes import analyse, parse_caption
 
 CELL = 4
@@ -32,7 +34,8 @@ def exact_patch_model(images: torch.Tensor, hidden: int, objectives: list[dict])
 
 
 def train(model, images, captions, steps: int, lr: float, copies: int) -> None:
-    """AdamW on PrefixLM (each pair ``copies`` times: as many split points) + PrefixImage."""
+    """AdamW on PrefixLM (each pair ``copies`` times: as many split points) + PrefixImage;
+    ``images``: RGB in [0, 1]."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -40,12 +43,14 @@ def train(model, images, captions, steps: int, lr: float, copies: int) -> None:
         lambda s: min(1.0, (s + 1) / 10) * min(1.0, max(0.05, (steps - s) / (0.4 * steps))),
     )
     write, paint_objective = model.objectives
-    codes = model.image_codes(images)
-    repeated = dict(images=images.repeat(copies, 1, 1, 1), caption=captions * copies)
+    pixels = model.data_preprocessor.normalize(images)
+    codes = model.image_codes(pixels)
+    repeated = dict(images=pixels.repeat(copies, 1, 1, 1), caption=texts(model, captions * copies))
+    once = dict(images=pixels, caption=texts(model, captions), codes=codes)
     model.train()
     for _ in range(steps):
         losses = write(model, repeated)
-        losses.update(paint_objective(model, dict(images=images, caption=captions, codes=codes)))
+        losses.update(paint_objective(model, once))
         optimizer.zero_grad()
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -56,23 +61,29 @@ def train(model, images, captions, steps: int, lr: float, copies: int) -> None:
 
 @pytest.mark.slow(budget_s=180)
 def test_tiny_model_overfit_on_eight_scenes_writes_and_paints_them():
-    """PrefixLM + static PrefixImage, 200 seeded AdamW steps (50-70 s on one busy core).
+    """PrefixLM + static PrefixImage, 300 seeded AdamW steps (about 25 s on one core).
 
     Random split points leave few captions per step that need the image, so PrefixLM sees
-    every pair twice per step; at width 80 and lr 4e-3 (constant for 60 % of the run, then
-    decayed) both captions and paintings come out exactly.
+    every pair twice per step and writes half the captions whole (``empty_prefix_prob=0.5``);
+    at width 80 and lr 3e-3 (constant for 60 % of the run, then decayed) both captions and
+    paintings come out exactly for seeds 0-3. (200 steps at lr 4e-3 with uniform splits wrote
+    3-7 of the 8 captions, depending on the seed and the machine's float rounding.)
     """
     torch.set_num_threads(1)
     torch.manual_seed(0)
     np.random.seed(0)
-    images = torch.stack([SCENES[i]['images'] for i in range(8)])
-    captions = [SCENES[i]['caption'] for i in range(8)]
+    stored = mixed_collate([SCENES[i] for i in range(8)])['inputs']['images']
+    images, captions = DaVinciDataPreprocessor().unit_rgb(stored), CAPTIONS  # RGB in [0, 1]
+    objectives = [
+        dict(type='PrefixLM', empty_prefix_prob=0.5),
+        dict(type='PrefixImage', mode='static'),
+    ]
     assert len(set(captions)) == 8
-    objectives = [dict(type='PrefixLM'), dict(type='PrefixImage', mode='static')]
     model = exact_patch_model(images, hidden=80, objectives=objectives)
-    assert torch.equal(model.image_tokenizer.decode(model.image_codes(images)), images)
+    codes = model.image_codes(model.data_preprocessor.normalize(images))
+    assert torch.equal(model.image_tokenizer.decode(codes), images)
 
-    train(model, images, captions, steps=200, lr=4e-3, copies=2)
+    train(model, images, captions, steps=300, lr=3e-3, copies=2)
 
     assert caption(model, images) == captions
     paintings = paint(model, captions)

@@ -154,7 +154,7 @@ def benchmark_training(args) -> dict:
     from davinci_zoo.registry import MODELS
 
     cfg = load_config(args.config)
-    if cfg.model.get('image_tokenizer', {}).get('checkpoint'):
+    if (cfg.model.get('image_tokenizer') or {}).get('checkpoint'):
         cfg.model.image_tokenizer.checkpoint = None  # speed does not depend on the weights
     model = MODELS.build(cfg.model)
     logger = MMLogger.get_current_instance()

@@ -82,11 +82,10 @@ def build_scorer(args):
         return None
     if not args.rerank:
         raise UserError('--scorer is used by --rerank; add --rerank')
-    from davinci_zoo.registry import SCORERS
+    from davinci_zoo.models.davinci.reranking import build_scorer as build
 
-    scorer_class = SCORERS.get(args.scorer)  # unknown: a one-line error with the closest names
-    try:
-        return scorer_class(**args.scorer_options)
+    try:  # an unknown name is a one-line error with the closest names
+        return build(args.scorer, **args.scorer_options)
     except TypeError as error:  # a missing or unknown argument of the scorer
         raise UserError(f'--scorer {args.scorer}: {error}') from None
 

@@ -17,6 +17,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),  # tools/train.py switches to gloo on CPU-only machines
 )
 
+# Under DDP a rank whose batch holds no data for an objective (a step of text only) leaves
+# the parameters only that objective uses without gradients; DDP must not wait for them.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=False, window_size=10)

@@ -11,12 +11,21 @@ model = dict(
     image_tokenizer=dict(type='DVAE', codebook_size=codebook_size),
     reconstruction_losses=[dict(type='PixelL1Loss')],
 )
+train_pipeline = [
+    # A file that is missing or does not decode is skipped and counted.
+    dict(type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True),
+    dict(
+        type='ResizeEdge', scale=image_size, edge='short', backend='pillow', interpolation='bicubic'
+    ),
+    dict(type='CenterCrop', crop_size=image_size),
+    dict(type='PackDaVinciInputs'),
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='ImageFolderImages', data_root=data_root, image_size=image_size),
-    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ImageFolderImages', data_root=data_root, pipeline=train_pipeline),
+    collate_fn=dict(type='davinci_zoo.mixed_collate'),
 )
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=150_000)
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))

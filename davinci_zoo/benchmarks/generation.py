@@ -64,7 +64,7 @@ def caption_memory(model, batch: int, generator: torch.Generator):
     size = model.image_size
     images = torch.rand(batch, 3, size, size, generator=generator)
     ids, mask = model.tokenize([''] * batch)
-    return model.encode(images, ids, mask)
+    return model.encode(model.data_preprocessor.normalize(images), ids, mask)
 
 
 @torch.no_grad()
@@ -437,7 +437,7 @@ def build_random_model(
         raise UserError(f'config {config_path} has no model')
     model_cfg = cfg.model
     for part, key in (('image_tokenizer', 'checkpoint'), ('image_embedder', 'pretrained')):
-        if key in model_cfg.get(part, {}):
+        if key in (model_cfg.get(part) or {}):
             model_cfg[part][key] = None
     overrides = dict(
         hidden_size=hidden_size,

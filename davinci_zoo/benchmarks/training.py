@@ -2,9 +2,12 @@
 
 Utilisation = FLOPs of one full training step (forward + backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode``) / (step time x the machine's matmul rate), where
-the rate is the best of 5 fp32 4096x4096 matrix products at the same thread count. The image
-codes are computed once before timing (the frozen tokenizer's encoding is reported on its own),
-so the step measured is the model's: embedder, encoder, decoder, heads, losses, optimizer.
+the rate is the best fp32 4096x4096 matrix product at the same thread count, measured between
+the timed steps (so, on a shared machine, rate and step time come from the same stretch). The batch
+is what the data workers deliver (uint8 images, captions already tokenised); the image codes
+are computed once before timing (the frozen tokenizer's encoding is reported on its own), so
+the step measured is the data preprocessor's and the model's: normalisation, embedder,
+encoder, decoder, heads, losses, optimizer.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import resource
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -43,15 +47,14 @@ def matmul_flops_per_second(repeats: int = 5) -> float:
 
 
 def scene_batch(batch: int, image_size: int, seed: int) -> dict:
-    """A batch of procedural scenes: images [B, 3, S, S] in [0, 1] and their captions."""
+    """A collated batch of procedural scenes as the data workers deliver it: uint8 images
+    [B, 3, S, S] and tokenised captions (``mixed_collate`` of packed items)."""
+    from davinci_zoo.datasets.mixing import mixed_collate
     from davinci_zoo.datasets.scene_dataset import ProceduralScenes
 
-    scenes = ProceduralScenes(batch, image_size, seed=seed, two_object_prob=0.5)
-    samples = [scenes[index] for index in range(batch)]
-    return dict(
-        images=torch.stack([sample['images'] for sample in samples]),
-        caption=[sample['caption'] for sample in samples],
-    )
+    pipeline = [dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')]
+    scenes = ProceduralScenes(batch, image_size, seed=seed, two_object_prob=0.5, pipeline=pipeline)
+    return mixed_collate([scenes[index] for index in range(batch)])
 
 
 def count_flops(function) -> int:
@@ -90,27 +93,33 @@ def run_training_benchmark(model, optim_wrapper, image_size: int, settings: Trai
     torch.manual_seed(settings.seed)
     model.train()
     batch = scene_batch(settings.batch, image_size, settings.seed)
-    encode_flops = count_flops(lambda: model.image_codes(batch['images']))
+    images = model.data_preprocessor(batch, True)['inputs']['images']
+    encode_flops = count_flops(lambda: model.image_codes(images))
     start = time.perf_counter()
-    codes = model.image_codes(batch['images'])
+    codes = model.image_codes(images)
     encode_seconds = time.perf_counter() - start
-    batch['codes'] = codes
+    batch['inputs']['codes'] = codes.cpu()
 
     def step():
-        losses = model.loss(dict(batch))
-        optim_wrapper.update_params(sum(losses.values()))
+        # the same split points and dropout masks every step: every step does the same work
+        np.random.seed(settings.seed)
+        torch.manual_seed(settings.seed)
+        data = model.data_preprocessor(batch, True)
+        losses = model.loss(data['inputs'], data['data_samples'])
+        optim_wrapper.update_params(model.parse_losses(losses)[0])
         return losses
 
     for _ in range(settings.warmup):
         step()
-    timings = []
+    timings, rates = [], []
     for _ in range(settings.steps):
         begin = time.perf_counter()
         losses = step()
         timings.append(time.perf_counter() - begin)
+        rates.append(matmul_flops_per_second(repeats=2))
     step_seconds = min(timings)
     step_flops = count_flops(step)
-    rate = matmul_flops_per_second()
+    rate = max(rates)
     return dict(
         mode='training',
         batch=settings.batch,

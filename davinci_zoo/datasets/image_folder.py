@@ -1,47 +1,40 @@
-"""Images from a folder (tokenizer training on real pictures); corrupt files skipped and counted."""
+"""Images from a folder (tokenizer training on real pictures); bad files skipped and counted."""
 
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..registry import DATASETS
+from .bad_rows import BadRow
+from .transforms import build_pipeline, run_pipeline
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 logger = logging.getLogger(__name__)
 
 
-def load_rgb(path: str | os.PathLike, size: int) -> torch.Tensor:
-    """Read, centre-crop to a square and resize to ``size``: [3, size, size] float in [0, 1]."""
-    with Image.open(path) as image:
-        image = image.convert('RGB')
-        side = min(image.size)
-        left, top = (image.width - side) // 2, (image.height - side) // 2
-        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-        array = np.asarray(image, dtype=np.float32) / 255
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
 @DATASETS.register_module()
 class ImageFolderImages(Dataset):
-    """Every image file below ``data_root``, centre-cropped and resized to ``image_size``.
+    """Every image file below ``data_root`` (``.jpg .jpeg .png .bmp .webp``, any depth).
+
+    Args:
+        data_root: the folder.
+        pipeline: transforms from ``dict(img_path=file, sample_idx=index)`` to an item, e.g.
+            ``LoadImageFromFile``, ``ResizeEdge``, ``CenterCrop``, ``PackDaVinciInputs``.
+        max_bad_fraction: more bad files than this share stops with an error instead of
+            training on what is left.
 
     Files that cannot be decoded are skipped: the ones found at start-up (a quick header check)
-    are left out and counted in :attr:`num_skipped`; one that fails later while decoding is
-    replaced by the next good image, counted, and logged. More than ``max_bad_fraction`` bad
-    files stops with an error instead of training on what is left.
-
-    Each item is ``dict(images=[3, S, S] float in [0, 1], caption='', index=int)``.
+    are left out and counted in :attr:`num_skipped`; one that fails later in the pipeline is
+    replaced by the next good image, counted, and logged.
     """
 
     def __init__(
-        self, data_root: str, image_size: int = 256, max_bad_fraction: float = 0.1
+        self, data_root: str, pipeline: Sequence = (), max_bad_fraction: float = 0.1
     ) -> None:
         root = Path(data_root)
         if not root.is_dir():
@@ -49,7 +42,7 @@ class ImageFolderImages(Dataset):
         candidates = sorted(p for p in root.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
         self.paths = [p for p in candidates if _header_ok(p)]
         self.num_skipped = len(candidates) - len(self.paths)
-        self.image_size = image_size
+        self.pipeline = build_pipeline(pipeline)
         self.max_bad_fraction = max_bad_fraction
         if not self.paths:
             raise FileNotFoundError(
@@ -79,14 +72,13 @@ class ImageFolderImages(Dataset):
     def __getitem__(self, index: int) -> dict:
         for offset in range(len(self.paths)):
             position = (index + offset) % len(self.paths)
+            info = dict(img_path=str(self.paths[position]), sample_idx=position)
             try:
-                images = load_rgb(self.paths[position], self.image_size)
-            except (OSError, UnidentifiedImageError, ValueError) as error:
+                return run_pipeline(self.pipeline, info)
+            except BadRow as error:
                 self.num_skipped += 1
                 logger.warning('ImageFolderImages: skipping %s (%s)', self.paths[position], error)
                 self._check_bad_share()
-                continue
-            return dict(images=images, caption='', index=position)
         raise RuntimeError('no readable image left')
 
 

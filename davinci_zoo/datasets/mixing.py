@@ -1,9 +1,11 @@
-"""Several sources in one training step: image-text pairs and text-only documents together.
+"""Several sources in one training step, and the collate function of every DaVinci batch.
 
 mmengine builds one train_dataloader, so the mixing happens in the item stream:
 :class:`MultiSourceDataset` interleaves its sources, and :func:`mixed_collate` (config:
-``collate_fn=dict(type='davinci_zoo.mixed_collate')``) turns a list of mixed items into
-``dict(images=[B1, 3, H, W], caption=[B1 str], text=[B2 str], bad_rows=int, seen_rows=int)``.
+``collate_fn=dict(type='davinci_zoo.mixed_collate')``) turns a list of packed items (see
+:class:`~.transforms.PackDaVinciInputs`), from one source or several, into one batch, e.g.
+``dict(inputs=dict(images=[B1, 3, H, W], caption=TextBatch of B1, text=TextBatch of B2),
+data_samples=[B1 + B2], bad_rows=int, seen_rows=int)``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mmengine.dist import get_dist_info
 from torch.utils.data import Dataset, IterableDataset
 
 from ..registry import DATASETS, FUNCTIONS
+from ..text import TokenizedText, pad_texts
 from .bad_rows import BAD_ROWS, SEEN_ROWS
 from .streaming import ENDLESS, consumer_slot
 
@@ -141,13 +144,22 @@ class MultiSourceDataset(IterableDataset):
 
 @FUNCTIONS.register_module()
 def mixed_collate(items: list[dict], counts: dict | None = None) -> dict:
-    """Items of several sources -> one batch.
+    """Packed items (``dict(inputs=..., data_samples=...)``) of one or several sources ->
+    one batch.
 
-    Pair items (with ``images``) give ``images=[B1, 3, H, W]`` and ``caption=[B1 str]``,
-    text items give ``text=[B2 str]``; the keys of a kind that is absent from the batch are
-    left out, so the objectives reading them return no loss. ``bad_rows`` and ``seen_rows``
-    are the sums over the batch. With ``counts`` (name -> items) every batch must hold
-    exactly those numbers of items of each ``source``.
+    ``inputs`` has every key any item provides, collated over the items that provide it, in
+    order: tensors of one shape are stacked (images [B, 3, H, W], image pairs
+    [B, 2, 3, H, W], codes [B, h, w]); tokenised texts are padded into a
+    :class:`~davinci_zoo.text.TextBatch`; lists of tokenised texts (a row's VQA answers)
+    become one TextBatch whose ``owner`` names each text's row. Keys that the same items
+    provide share their rows (an image's caption); keys provided by overlapping but different
+    sets of items cannot be lined up and are an error. So a batch of pairs and documents gives
+    ``images`` and ``caption`` for the B1 pairs and ``text`` for the B2 documents, and an
+    objective whose keys are absent has no data in this step.
+
+    ``data_samples`` lists every item's data sample; ``bad_rows`` and ``seen_rows`` are the
+    sums over the batch. With ``counts`` (source name -> items) every batch must hold exactly
+    those numbers of items of each ``source``.
     """
     if counts is not None:
         found = Counter(item.get('source') for item in items)
@@ -158,14 +170,60 @@ def mixed_collate(items: list[dict], counts: dict | None = None) -> dict:
                 f'{dict(expected)}: set train_dataloader.batch_size to '
                 f'{sum(expected.values())}, the sum of the counts'
             )
-    pairs = [item for item in items if 'images' in item]
-    texts = [item['text'] for item in items if 'text' in item]
-    batch = {}
-    if pairs:
-        batch['images'] = torch.stack([item['images'] for item in pairs])
-        batch['caption'] = [item['caption'] for item in pairs]
-    if texts:
-        batch['text'] = texts
-    batch[BAD_ROWS] = sum(int(item.get(BAD_ROWS, 0)) for item in items)
-    batch[SEEN_ROWS] = sum(int(item.get(SEEN_ROWS, 0)) for item in items)
-    return batch
+    for item in items:
+        if not isinstance(item, dict) or 'inputs' not in item:
+            raise ValueError(
+                'mixed_collate takes packed items, dict(inputs=..., data_samples=...): end '
+                "the dataset's pipeline with dict(type='PackDaVinciInputs')"
+            )
+    providers: dict[str, list[int]] = {}
+    for row, item in enumerate(items):
+        for key in item['inputs']:
+            providers.setdefault(key, []).append(row)
+    check_rows_line_up(providers)
+    inputs = {
+        key: collate_values(key, [items[row]['inputs'][key] for row in rows])
+        for key, rows in providers.items()
+    }
+    return {
+        'inputs': inputs,
+        'data_samples': [item.get('data_samples') for item in items],
+        BAD_ROWS: sum(int(item.get(BAD_ROWS, 0)) for item in items),
+        SEEN_ROWS: sum(int(item.get(SEEN_ROWS, 0)) for item in items),
+    }
+
+
+def check_rows_line_up(providers: dict[str, list[int]]) -> None:
+    """Raise ValueError when two keys come from overlapping but different sets of items."""
+    sets = {key: set(rows) for key, rows in providers.items()}
+    keys = list(sets)
+    for index, key in enumerate(keys):
+        for other in keys[index + 1 :]:
+            if sets[key] != sets[other] and sets[key] & sets[other]:
+                raise ValueError(
+                    f'inputs {key!r} and {other!r} come from different but overlapping items '
+                    'of the batch, so their rows cannot be lined up; give every item of a '
+                    'source the same input keys'
+                )
+
+
+def collate_values(key: str, values: list):
+    """One input key's values over the items that have it -> one batch value."""
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        shapes = {tuple(value.shape) for value in values}
+        if len(shapes) > 1:
+            raise ValueError(
+                f'input {key!r} has several shapes in one batch ({sorted(shapes)}); '
+                'resize or crop the images of every source to one size'
+            )
+        return torch.stack(values)
+    if isinstance(first, TokenizedText):
+        return pad_texts(values)
+    if isinstance(first, (list, tuple)) and all(
+        isinstance(text, TokenizedText) for value in values for text in value
+    ):
+        flat = [text for value in values for text in value]
+        owner = [row for row, value in enumerate(values) for _ in value]
+        return pad_texts(flat, owner)
+    return list(values)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Sequence
+
 from torch.utils.data import Dataset
 
 from ..registry import DATASETS
 from ..scenes import generate_scenes, render, uses_held_out_pair
+from .transforms import build_pipeline
 
 
 @DATASETS.register_module()
@@ -23,8 +25,9 @@ class ProceduralScenes(Dataset):
             ``'include'`` keeps everything.
         jitter_step: objects' jitter in whole multiples of this fraction of the side
             (1 / image_size: whole pixels); None (default) draws it from a continuum.
-
-    Each item is ``dict(images=[3, S, S] float in [0, 1], caption=str, index=int)``.
+        pipeline: transforms from ``dict(img=(S, S, 3) uint8 in BGR order, as mmcv loads
+            images, caption=str, sample_idx=int, img_shape, ori_shape)`` to an item, e.g.
+            ``[dict(type='TokenizeText'), dict(type='PackDaVinciInputs')]``; empty: that dict.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class ProceduralScenes(Dataset):
         two_object_prob: float = 0.4,
         held_out: str = 'include',
         jitter_step: float | None = None,
+        pipeline: Sequence = (),
     ) -> None:
         exclude = {
             'include': None,
@@ -46,6 +50,7 @@ class ProceduralScenes(Dataset):
         if image_size < 32:
             raise ValueError(f'image_size must be at least 32 pixels, got {image_size}')
         self.image_size = image_size
+        self.pipeline = build_pipeline(pipeline)
         self.scenes = generate_scenes(
             num_scenes,
             seed,
@@ -59,6 +64,10 @@ class ProceduralScenes(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         scene = self.scenes[index]
-        pixels = torch.from_numpy(render(scene, self.image_size))
-        images = pixels.permute(2, 0, 1).float() / 255
-        return dict(images=images, caption=scene.caption, index=index)
+        image = render(scene, self.image_size)[..., ::-1].copy()  # RGB -> mmcv's BGR
+        shape = image.shape[:2]
+        return self.pipeline(
+            dict(
+                img=image, img_shape=shape, ori_shape=shape, caption=scene.caption, sample_idx=index
+            )
+        )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from ..registry import DATASETS
 from .bad_rows import BadRow
-from .image_text import clean_caption, decode_image, first_present
+from .image_text import first_present
 from .streaming import RowStream
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
@@ -52,56 +52,46 @@ class WebDatasetShards(RowStream):
 
     A sample is the members sharing a key: an image ``<key>.jpg|jpeg|png|webp`` and a
     caption ``<key>.txt`` (the caption) or ``<key>.json`` (an object; the caption under
-    ``caption_key``, a string or a list from which one is drawn).
+    ``caption_key``, a string or a list).
 
     Args:
         shards: ``.tar`` files, directories of them, globs or brace patterns
             (``data/cc3m/shards/cc3m-{000000..000331}.tar``); see :class:`.RowStream` for the
-            split over ranks and workers, passes and the bad-row limit.
-        image_size: side S of the centre-cropped, resized image.
+            pipeline, the split over ranks and workers, passes and the bad-row limit.
         caption_key: key of the caption in ``.json`` members.
-        max_words: words kept by :func:`~.captions.pre_caption`.
-        **stream_args: seed, shuffle, infinite, rank, world_size, max_bad_fraction,
-            min_rows, length.
+        **stream_args: pipeline, seed, shuffle, infinite, rank, world_size,
+            max_bad_fraction, min_rows, length.
 
-    Items: ``dict(images=[3, S, S] float in [0, 1], caption=str, key='shard.tar/key',
-    bad_rows=int, seen_rows=int)``.
+    The pipeline starts from ``dict(img_bytes=image member, caption=raw caption,
+    key='shard.tar/key')``: begin it with :class:`~.transforms.LoadImageFromBytes`.
     """
 
     suffixes = ('.tar',)
 
-    def __init__(
-        self,
-        shards,
-        image_size: int = 256,
-        caption_key: str = 'caption',
-        max_words: int | None = 30,
-        **stream_args,
-    ) -> None:
+    def __init__(self, shards, caption_key: str = 'caption', **stream_args) -> None:
         super().__init__(shards, **stream_args)
-        self.image_size, self.caption_key, self.max_words = image_size, caption_key, max_words
+        self.caption_key = caption_key
 
     def read_rows(self, path: str) -> Iterator[tuple[str, object]]:
         for key, sample in read_tar_samples(path):
             yield f'{path}/{key}', sample
 
-    def decode(self, sample: dict[str, bytes]) -> dict:
+    def row_fields(self, sample: dict[str, bytes]) -> dict:
         image = next((sample[ext] for ext in IMAGE_EXTENSIONS if ext in sample), None)
         if image is None:
             raise BadRow(f'no image member ({", ".join(IMAGE_EXTENSIONS)})')
-        return dict(images=decode_image(image, self.image_size), caption=self.caption(sample))
+        return dict(img_bytes=image, caption=self.caption(sample))
 
-    def caption(self, sample: dict[str, bytes]) -> str:
+    def caption(self, sample: dict[str, bytes]):
+        """The raw caption of a sample: the ``.txt`` member's text or the ``.json``'s field."""
         if 'txt' in sample:
-            value = sample['txt'].decode('utf-8', errors='replace')
-        elif 'json' in sample:
+            return sample['txt'].decode('utf-8', errors='replace')
+        if 'json' in sample:
             try:
                 row = json.loads(sample['json'])
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise BadRow(f'json member is not JSON ({error})') from None
             if not isinstance(row, dict):
                 raise BadRow('json member is not an object')
-            value = first_present(row, [self.caption_key], 'caption')
-        else:
-            raise BadRow('no caption member (.txt or .json)')
-        return clean_caption(value, self.max_words)
+            return first_present(row, [self.caption_key], 'caption')
+        raise BadRow('no caption member (.txt or .json)')

@@ -16,13 +16,14 @@ import glob
 import gzip
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from mmengine.dist import get_dist_info
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .bad_rows import BadDataError, BadRow, BadRowTally
+from .transforms import build_pipeline, run_pipeline
 
 #: len() of an endless stream: mmengine's LoggerHook needs a length, and this one never ends.
 ENDLESS = 2**62
@@ -95,14 +96,17 @@ def consumer_slot(rank: int, world_size: int) -> tuple[int, int]:
 
 
 class RowStream(IterableDataset):
-    """Base class: rows of files, split over consumers, decoded into items, bad rows skipped.
+    """Base class: rows of files, split over consumers, run through a pipeline, bad rows
+    skipped.
 
     Subclasses set ``suffixes`` and implement ``read_rows(path)`` (yield ``(row name, raw)``;
     a raw value that is a :class:`BadRow` reports a file that could not be read further) and
-    ``decode(raw)`` (an item dict, or raise BadRow).
+    ``row_fields(raw)`` (the row's fields as a dict, or raise BadRow).
 
     Args:
         files: files, directories, globs or brace patterns (``shard-{0000..0099}.tar``).
+        pipeline: transforms from a row's fields (plus ``key``, its row name) to an item (see
+            :mod:`.transforms`); a transform raising BadRow or dropping the sample skips it.
         seed: file order of pass e is shuffled with ``seed + e``.
         shuffle: shuffle the file order each pass.
         infinite: start the next pass when one ends (for IterBasedTrainLoop).
@@ -111,8 +115,7 @@ class RowStream(IterableDataset):
         length: what ``len()`` says (rows per pass of one rank, an estimate is fine); by
             default :data:`ENDLESS` when infinite, else counted by reading every file once.
 
-    Every item gets ``key`` (its row name, ``file:line`` or ``shard/key``), ``bad_rows`` and
-    ``seen_rows`` (see :mod:`.bad_rows`).
+    Every item gets ``bad_rows`` and ``seen_rows`` (see :mod:`.bad_rows`).
     """
 
     suffixes: tuple[str, ...] = ()
@@ -120,6 +123,7 @@ class RowStream(IterableDataset):
     def __init__(
         self,
         files,
+        pipeline: Sequence = (),
         seed: int = 0,
         shuffle: bool = True,
         infinite: bool = False,
@@ -130,6 +134,7 @@ class RowStream(IterableDataset):
         length: int | None = None,
     ) -> None:
         self.files = resolve_files(files, self.suffixes, type(self).__name__)
+        self.pipeline = build_pipeline(pipeline)
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
         self.world_size = dist_world_size if world_size is None else world_size
@@ -156,8 +161,12 @@ class RowStream(IterableDataset):
     def read_rows(self, path: str) -> Iterator[tuple[str, object]]:
         raise NotImplementedError
 
-    def decode(self, raw) -> dict:
+    def row_fields(self, raw) -> dict:
         raise NotImplementedError
+
+    def decode(self, raw, row: str) -> dict:
+        """A raw row -> its item (BadRow if it cannot become one)."""
+        return run_pipeline(self.pipeline, dict(self.row_fields(raw), key=row))
 
     def files_in_order(self, epoch: int) -> list[str]:
         if not self.shuffle:
@@ -190,11 +199,10 @@ class RowStream(IterableDataset):
                 try:
                     if isinstance(raw, BadRow):
                         raise raw
-                    item = self.decode(raw)
+                    item = self.decode(raw, row)
                 except BadRow as error:
                     tally.skip(path, row, str(error))
                     continue
-                item['key'] = row
                 item.update(tally.accept())
                 yielded = True
                 yield item

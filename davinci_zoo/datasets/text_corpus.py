@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from ..registry import DATASETS
 from .bad_rows import BadRow
-from .captions import pre_caption
 from .image_text import first_present, parse_json_object
 from .streaming import RowStream, open_text
 
@@ -21,30 +20,21 @@ class TextCorpus(RowStream):
 
     Args:
         files: files, directories, globs or brace patterns; see :class:`.RowStream` for the
-            split over ranks and workers, passes and the bad-row limit.
+            pipeline, the split over ranks and workers, passes and the bad-row limit.
         text_key: key of the document in jsonl objects.
-        max_words: words kept (the original: 512); None keeps all.
-        clean: clean like captions (:func:`~.captions.pre_caption`), as the original did;
-            False only collapses whitespace.
-        **stream_args: seed, shuffle, infinite, rank, world_size, max_bad_fraction,
-            min_rows, length.
+        **stream_args: pipeline, seed, shuffle, infinite, rank, world_size,
+            max_bad_fraction, min_rows, length.
 
-    Items: ``dict(text=str, key='file:line', bad_rows=int, seen_rows=int)``. A line that is
-    not JSON, lacks ``text_key`` or holds no words is a bad row.
+    The pipeline starts from ``dict(text=document, key='file:line')``; the original cleaned
+    documents like captions and kept 512 words (``PreCaption(keys=['text'], max_words=512)``).
+    A line that is not JSON or lacks ``text_key`` is a bad row.
     """
 
     suffixes = JSON_SUFFIXES + TEXT_SUFFIXES
 
-    def __init__(
-        self,
-        files,
-        text_key: str = 'text',
-        max_words: int | None = 512,
-        clean: bool = True,
-        **stream_args,
-    ) -> None:
+    def __init__(self, files, text_key: str = 'text', **stream_args) -> None:
         super().__init__(files, **stream_args)
-        self.text_key, self.max_words, self.clean = text_key, max_words, clean
+        self.text_key = text_key
 
     def read_rows(self, path: str) -> Iterator[tuple[str, object]]:
         is_json = path.endswith(JSON_SUFFIXES)
@@ -57,18 +47,11 @@ class TextCorpus(RowStream):
         except (OSError, EOFError) as error:
             yield f'{path}:{number + 1}', BadRow(f'file unreadable from here on ({error})')
 
-    def decode(self, raw: tuple[bool, str]) -> dict:
+    def row_fields(self, raw: tuple[bool, str]) -> dict:
         is_json, line = raw
         text = line
         if is_json:
             text = first_present(parse_json_object(line), [self.text_key], 'text')
             if not isinstance(text, str):
                 raise BadRow(f'{self.text_key} is not a string')
-        if self.clean:
-            text = pre_caption(text, self.max_words)
-        else:
-            words = text.split()
-            text = ' '.join(words if self.max_words is None else words[: self.max_words])
-        if not text:
-            raise BadRow('empty text')
         return dict(text=text)

@@ -82,7 +82,9 @@ class WritePaintSamplesHook(Hook):
 
     ``<work_dir>/captions.tsv``: truth and written caption of every test image;
     ``<work_dir>/paintings.png``: the first ``max_images`` test images (top row) above the
-    paintings of their captions (bottom row), also added to the visualizer.
+    paintings of their captions (bottom row), also added to the visualizer. Reads the data
+    samples of :class:`~davinci_zoo.models.heads.WritePaintHead` (``caption``,
+    ``pred_caption``, ``pred_painting``) and the test batch's images.
     """
 
     priority = 'LOW'
@@ -96,12 +98,16 @@ class WritePaintSamplesHook(Hook):
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if not outputs or get_rank() != 0:
             return
-        self.rows.extend(f'{o["caption"]}\t{o["pred_caption"]}' for o in outputs)
+        self.rows.extend(f'{o.caption}\t{o.pred_caption}' for o in outputs)
         if batch_idx == 0:
+            from mmengine.model import is_model_wrapper
+
             from ..visualization import image_grid, save_png
 
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             shown = outputs[: self.max_images]
-            grid = image_grid([[o['images'] for o in shown], [o['painting'] for o in shown]])
+            images = model.data_preprocessor.unit_rgb(data_batch['inputs']['images'])
+            grid = image_grid([list(images[: len(shown)]), [o.pred_painting.cpu() for o in shown]])
             save_png(grid, os.path.join(runner.work_dir, 'paintings.png'))
             runner.visualizer.add_image('paintings', grid, step=runner.iter)
 

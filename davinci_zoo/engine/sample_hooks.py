@@ -46,8 +46,9 @@ class TrainingSamplesHook(Hook):
         interval: sample after every this many training iterations.
         images: where the fixed images come from: ``'val'``, ``'test'`` or ``'train'`` (the
             dataset of that dataloader in the config) or a dataset config of its own (e.g.
-            ``dict(type='ProceduralScenes', num_scenes=8, seed=7)``). Items must be dicts with
-            ``images`` [3, H, W] in [0, 1] and, for default prompts, ``caption``.
+            ``dict(type='ProceduralScenes', num_scenes=8, seed=7, pipeline=[...])``). Items
+            must be packed (``PackDaVinciInputs``) with an image and, for default prompts,
+            a ``caption``.
         num_images: how many images (the dataset's first ones).
         prompts: texts to paint; None paints the true captions of the fixed images.
         max_caption_tokens: longest written caption, in WordPiece tokens.
@@ -93,7 +94,7 @@ class TrainingSamplesHook(Hook):
         sampling = dataclasses.asdict(SamplingConfig(**(sampling or {})))
         self.painting_generation = GenerationConfig(**sampling, seed=seed)
         self.out_dir = out_dir
-        self.fixed_images: torch.Tensor | None = None
+        self.fixed_batch: dict | None = None
         self.truths: list[str] | None = None
 
     # -- set-up ---------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class TrainingSamplesHook(Hook):
             return
         with preserved_global_rng():  # a dataset may draw while it is built; undo that
             items = first_items(self._build_dataset(runner), self.num_images)
-        self.fixed_images, self.truths = stack_items(items)
+        self.fixed_batch, self.truths = collate_items(items)
         if self.prompts is None:
             if self.truths is None:
                 raise ValueError(
@@ -130,21 +131,24 @@ class TrainingSamplesHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         with evaluation_mode(model):
             written, paintings = self._generate(model)
-        self._record(runner, runner.iter + 1, written, paintings)
+        originals = model.data_preprocessor.unit_rgb(self.fixed_batch['inputs']['images'])
+        self._record(runner, runner.iter + 1, written, paintings, originals)
 
     def _generate(self, model) -> tuple[list[str], torch.Tensor]:
         """-> written captions (one per fixed image), paintings [P, 3, H, W] in [0, 1]."""
         from ..models.davinci import inference
         from ..models.davinci.generation import GenerationConfig
 
-        device = model.pixel_mean.device
-        images = fit_images(self.fixed_images.to(device), model.image_size)
+        images = model.data_preprocessor(self.fixed_batch, False)['inputs']['images']
+        images = fit_images(images, model.image_size)
         writing = GenerationConfig(max_length=self.max_caption_tokens)
         written = inference.write_texts(model, images, writing)
         codes, _ = inference.paint_codes(model, self.prompts, self.painting_generation)
         return written, inference.codes_to_images(model, codes[:, 0])
 
-    def _record(self, runner, step: int, written: list[str], paintings: torch.Tensor) -> None:
+    def _record(self, runner, step: int, written: list[str], paintings, originals) -> None:
+        """Write the files and visualizer entries; ``originals``: the fixed images [K, 3, H, W]
+        RGB in [0, 1]."""
         from ..visualization import save_png
 
         truths = self.truths or [''] * len(written)
@@ -153,7 +157,7 @@ class TrainingSamplesHook(Hook):
             self._path(runner, f'iter_{step}_captions.txt'),
             'image\ttruth\twritten\n' + '\n'.join(rows) + '\n',
         )
-        grid = self._painting_grid(paintings)
+        grid = self._painting_grid(paintings, originals)
         save_png(grid, self._path(runner, f'iter_{step}_paintings.png'))
         runner.visualizer.add_image('samples/paintings', grid, step=step)
         add_text(runner.visualizer, 'samples/captions', captions_markdown(truths, written), step)
@@ -161,13 +165,13 @@ class TrainingSamplesHook(Hook):
             exact = sum(t == w for t, w in zip(self.truths, written)) / len(written)
             runner.visualizer.add_scalars({'samples/caption_exact_match': exact}, step=step)
 
-    def _painting_grid(self, paintings: torch.Tensor) -> np.ndarray:
+    def _painting_grid(self, paintings: torch.Tensor, originals: torch.Tensor) -> np.ndarray:
         """Paintings in a row, under their source images when the prompts are their captions."""
         from ..visualization import image_grid
 
         rows = [list(paintings.cpu())]
         if self.truths is not None and self.prompts == self.truths:
-            originals = fit_images(self.fixed_images, paintings.shape[-1], paintings.shape[-2])
+            originals = fit_images(originals.cpu(), paintings.shape[-1], paintings.shape[-2])
             rows.insert(0, list(originals))
         return image_grid(rows)
 
@@ -215,19 +219,22 @@ def first_items(dataset, count: int) -> list:
     return items
 
 
-def stack_items(items: list) -> tuple[torch.Tensor, list[str] | None]:
-    """Dataset items -> images [K, 3, H, W] and their captions (None if any lacks one or is
-    empty, as image-folder items are)."""
+def collate_items(items: list) -> tuple[dict, list[str] | None]:
+    """Packed dataset items -> one batch (``mixed_collate``) and their captions (None if any
+    lacks one or it is empty, as image-folder items do)."""
+    from ..datasets.mixing import mixed_collate
+
     for item in items:
-        if not isinstance(item, dict) or not torch.is_tensor(item.get('images')):
+        if not isinstance(item, dict) or 'images' not in item.get('inputs', {}):
             raise ValueError(
-                'TrainingSamplesHook needs dataset items that are dicts with an "images" '
-                f'tensor [3, H, W]; got {type(item).__name__}'
+                'TrainingSamplesHook needs packed dataset items with an image '
+                "(end the pipeline with dict(type='PackDaVinciInputs')); got "
+                f'{type(item).__name__}'
             )
-    images = torch.stack([item['images'].float() for item in items])
-    captions = [item.get('caption') for item in items]
+    batch = mixed_collate(items)
+    captions = [sample.get('caption') for sample in batch['data_samples']]
     truths = captions if all(isinstance(c, str) and c for c in captions) else None
-    return images, truths
+    return batch, truths
 
 
 def fit_images(images: torch.Tensor, width: int, height: int | None = None) -> torch.Tensor:

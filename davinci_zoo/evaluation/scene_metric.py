@@ -17,8 +17,10 @@ class SceneWritePaintMetric(BaseMetric):
       (a caption that does not parse counts as wrong);
     - paint accuracy: the analyser reads the painting back as exactly the caption's description.
 
-    When the predictions carry ``painting_sampled`` and ``painting_reranked`` (DaVinci's
-    ``reranked_painting`` option), also ``sampled_paint_accuracy`` (one plain sample) and
+    Reads the data samples of :class:`~davinci_zoo.models.heads.WritePaintHead`: ``caption``
+    (the truth), ``pred_caption`` and ``pred_painting``. When they carry
+    ``pred_painting_sampled`` and ``pred_painting_reranked`` (the head's ``reranked_painting``
+    option), also ``sampled_paint_accuracy`` (one plain sample) and
     ``reranked_paint_accuracy`` (the best of N by the scorer).
 
     Reported for one-object and two-object scenes separately and together, over scenes whose
@@ -37,11 +39,11 @@ class SceneWritePaintMetric(BaseMetric):
                 objects=len(truth.objects),
                 unseen=uses_held_out_pair(truth),
                 caption_ok=parse_caption(sample['pred_caption']) == truth,
-                paint_ok=reads_back(sample['painting'], truth),
+                paint_ok=reads_back(sample['pred_painting'], truth),
             )
-            if 'painting_reranked' in sample:
-                result['sampled_paint_ok'] = reads_back(sample['painting_sampled'], truth)
-                result['reranked_paint_ok'] = reads_back(sample['painting_reranked'], truth)
+            if 'pred_painting_reranked' in sample:
+                result['sampled_paint_ok'] = reads_back(sample['pred_painting_sampled'], truth)
+                result['reranked_paint_ok'] = reads_back(sample['pred_painting_reranked'], truth)
             self.results.append(result)
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:

@@ -8,6 +8,11 @@ from mmengine.model import BaseModel
 
 from ..registry import IMAGE_TOKENIZERS, MODELS
 
+#: What the tokenizers take: RGB in [0, 1] (the pipeline's uint8 BGR / 255, flipped).
+UNIT_RGB_PREPROCESSOR = dict(
+    type='DaVinciDataPreprocessor', mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0)
+)
+
 
 @MODELS.register_module()
 class ImageTokenizerTrainer(BaseModel):
@@ -19,10 +24,12 @@ class ImageTokenizerTrainer(BaseModel):
         reconstruction_losses: configs of reconstruction losses (``PixelL1Loss``,
             ``PixelMSELoss``, ``PerceptualLoss``, ...), each logged under its own name.
 
-    Batches are ``dict(images=[B, 3, H, W] in [0, 1], caption=list[str], index=...)``.
+    Batches are packed image items (``PackDaVinciInputs``); the default data preprocessor
+    turns their uint8 images into ``inputs['images']`` [B, 3, H, W] RGB in [0, 1].
     ``mode='loss'`` returns the tokenizer's own losses, the reconstruction losses and its
     statistics (``perplexity``, ``dead_codes``, ...); ``mode='predict'`` returns one dict per
-    image with ``images``, ``reconstruction``, ``codes`` and ``caption``.
+    image with ``images``, ``reconstruction``, ``codes`` and ``caption`` (the data sample's,
+    or '').
     """
 
     def __init__(
@@ -32,7 +39,10 @@ class ImageTokenizerTrainer(BaseModel):
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=MODELS.build(data_preprocessor or UNIT_RGB_PREPROCESSOR),
+            init_cfg=init_cfg,
+        )
         self.tokenizer = IMAGE_TOKENIZERS.build(image_tokenizer)
         self.reconstruction_losses = torch.nn.ModuleList(
             MODELS.build(cfg) for cfg in reconstruction_losses
@@ -40,11 +50,13 @@ class ImageTokenizerTrainer(BaseModel):
         if not len(self.reconstruction_losses):
             raise ValueError('reconstruction_losses needs at least one loss')
 
-    def forward(self, images: torch.Tensor, caption=None, mode: str = 'tensor', **kwargs):
+    def forward(self, inputs: dict, data_samples: list | None = None, mode: str = 'tensor'):
+        images = inputs['images']
         if mode == 'loss':
             return self.loss(images)
         if mode == 'predict':
-            return self.predict(images, caption)
+            captions = [sample.get('caption', '') for sample in data_samples or []]
+            return self.predict(images, captions or None)
         return self.tokenizer.encode(images)
 
     def loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

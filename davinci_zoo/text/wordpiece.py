@@ -1,18 +1,23 @@
-"""BERT's uncased WordPiece tokenizer over the shipped bert-base-uncased vocabulary.
+"""BERT's uncased WordPiece over the shipped bert-base-uncased vocabulary, through the
+``tokenizers`` library (Rust; no hub download).
 
-Written here so the core needs neither ``transformers`` nor a hub download; a test checks it
-against Hugging Face's BertTokenizer token for token. Special ids (bert-base-uncased):
-``[PAD]`` 0, ``[unused1]`` 2 (DaVinci's image BOS), ``[UNK]`` 100, ``[CLS]`` 101 (text BOS),
-``[SEP]`` 102 (text EOS), ``[MASK]`` 103.
+The pipeline is BERT's: clean the text (drop control characters, pad CJK characters with
+spaces), lower-case and strip accents, split on whitespace and punctuation, then greedy
+longest-match WordPiece with ``[UNK]`` for words over 100 characters or without pieces. Special
+ids (bert-base-uncased): ``[PAD]`` 0, ``[unused1]`` 2 (DaVinci's image BOS), ``[UNK]`` 100,
+``[CLS]`` 101 (text BOS), ``[SEP]`` 102 (text EOS), ``[MASK]`` 103. Special tokens written in a
+text (``"[CLS]"``) are split like any other text, never read as the special id.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
+
+import torch
 
 VOCAB_SHA256 = '07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3'
 MAX_WORD_CHARS = 100
@@ -27,69 +32,41 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+class TokenizedText(NamedTuple):
+    """One text, tokenised once (in the data workers).
+
+    Attributes:
+        ids: [n] WordPiece ids without ``[CLS]`` / ``[SEP]``.
+        words: [n] for each id, the index of the word it comes from; words are the text's
+            pieces between single spaces after stripping its ends (``text.strip().split(' ')``),
+            so a split at word k keeps the ids whose word is below k.
+        num_words: how many words the text has (0 for an empty or blank text).
+    """
+
+    ids: torch.Tensor
+    words: torch.Tensor
+    num_words: int
+
+
+@lru_cache(maxsize=4)
+def _fast_tokenizer(path: str):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    vocab = {token: index for index, token in enumerate(_read_vocab(path))}
+    tokenizer = Tokenizer(
+        models.WordPiece(vocab, unk_token='[UNK]', max_input_chars_per_word=MAX_WORD_CHARS)
+    )
+    # strip_accents=None follows lowercase (True), as BERT's uncased tokenizer does
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
 @lru_cache(maxsize=4)
 def _read_vocab(path: str) -> tuple[str, ...]:
     return tuple(Path(path).read_text(encoding='utf-8').splitlines())
-
-
-def _is_punctuation(char: str) -> bool:
-    code = ord(char)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(char).startswith('P')
-
-
-def _is_cjk(code: int) -> bool:
-    return any(
-        low <= code <= high
-        for low, high in (
-            (0x4E00, 0x9FFF),
-            (0x3400, 0x4DBF),
-            (0x20000, 0x2A6DF),
-            (0x2A700, 0x2B73F),
-            (0x2B740, 0x2B81F),
-            (0x2B820, 0x2CEAF),
-            (0xF900, 0xFAFF),
-            (0x2F800, 0x2FA1F),
-        )
-    )
-
-
-def _clean(text: str) -> str:
-    kept = []
-    for char in text:
-        code = ord(char)
-        if code in (0, 0xFFFD):
-            continue
-        if char in ' \t\n\r' or unicodedata.category(char) == 'Zs':
-            kept.append(' ')
-        elif unicodedata.category(char) in ('Cc', 'Cf'):
-            continue
-        elif _is_cjk(code):
-            kept.append(f' {char} ')
-        else:
-            kept.append(char)
-    return ''.join(kept)
-
-
-def basic_tokens(text: str) -> list[str]:
-    """Lower-case, strip accents, split on whitespace and punctuation (BERT's BasicTokenizer)."""
-    tokens = []
-    for word in _clean(text).split():
-        word = unicodedata.normalize('NFD', word.lower())
-        word = ''.join(char for char in word if unicodedata.category(char) != 'Mn')
-        current = ''
-        for char in word:
-            if _is_punctuation(char):
-                if current:
-                    tokens.append(current)
-                tokens.append(char)
-                current = ''
-            else:
-                current += char
-        if current:
-            tokens.append(current)
-    return tokens
 
 
 class WordPieceTokenizer:
@@ -104,6 +81,8 @@ class WordPieceTokenizer:
         >>> tokenizer = WordPieceTokenizer()
         >>> tokenizer.encode('a small red circle')
         [101, 1037, 2235, 2417, 4418, 102]
+        >>> tokenizer.encode_words('a small red-circle').words.tolist()
+        [0, 1, 2, 2, 2]
     """
 
     pad_id, image_bos_id, unk_id, cls_id, sep_id, mask_id = 0, 2, 100, 101, 102, 103
@@ -123,39 +102,39 @@ class WordPieceTokenizer:
             )
         self.vocab_file = str(path)
         self.tokens = _read_vocab(str(path))
-        self.ids = {token: index for index, token in enumerate(self.tokens)}
+        self._tokenizer = _fast_tokenizer(str(path))
 
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def __getstate__(self) -> dict:  # the Rust tokenizer is rebuilt, not pickled
+        return {'vocab_file': self.vocab_file}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state['vocab_file'], expected_sha256=None)
+
     def tokenize(self, text: str) -> list[str]:
         """Text -> WordPiece tokens (no special tokens)."""
-        pieces = []
-        for word in basic_tokens(text):
-            pieces.extend(self._word_pieces(word))
-        return pieces
-
-    def _word_pieces(self, word: str) -> list[str]:
-        if len(word) > MAX_WORD_CHARS:
-            return ['[UNK]']
-        pieces, start = [], 0
-        while start < len(word):
-            end = len(word)
-            while end > start:
-                piece = word[start:end] if start == 0 else '##' + word[start:end]
-                if piece in self.ids:
-                    break
-                end -= 1
-            if end == start:
-                return ['[UNK]']
-            pieces.append(piece)
-            start = end
-        return pieces
+        return self._tokenizer.encode(text, add_special_tokens=False).tokens
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Text -> ids; with special tokens ``[CLS] ... [SEP]``."""
-        ids = [self.ids[piece] for piece in self.tokenize(text)]
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         return [self.cls_id, *ids, self.sep_id] if add_special_tokens else ids
+
+    def encode_words(self, text: str) -> TokenizedText:
+        """Text -> its ids and the word of each id (see :class:`TokenizedText`)."""
+        text = text.strip()
+        if not text:
+            empty = torch.zeros(0, dtype=torch.long)
+            return TokenizedText(empty, empty.clone(), 0)
+        words = text.split(' ')
+        encoding = self._tokenizer.encode(words, is_pretokenized=True, add_special_tokens=False)
+        return TokenizedText(
+            torch.tensor(encoding.ids, dtype=torch.long),
+            torch.tensor(encoding.word_ids, dtype=torch.long),
+            len(words),
+        )
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         """Ids -> text, joining ``##`` continuations (special tokens dropped by default)."""
@@ -171,3 +150,9 @@ class WordPieceTokenizer:
             else:
                 words.append(token)
         return ' '.join(words)
+
+
+@lru_cache(maxsize=4)
+def shared_tokenizer(vocab_file: str | None = None) -> WordPieceTokenizer:
+    """One :class:`WordPieceTokenizer` per vocabulary file and process."""
+    return WordPieceTokenizer(vocab_file)

@@ -8,6 +8,9 @@ image_size = 32
 # Objects jitter in steps of 2 px at 32 px (1/16 of the side), as in the quick start's pairs
 # (scenes32_pairs.py): the tokenizer is trained on the scenes DaVinci paints.
 jitter_step = 1 / 16
+# Rendered scenes are uint8 images already: the image is the input; the caption goes only to
+# the data sample (the metric's analyser checks reconstructions against it).
+pipeline = [dict(type='PackDaVinciInputs', text_keys=[], algorithm_keys=['caption'])]
 
 train_dataloader = dict(
     batch_size=32,
@@ -20,8 +23,9 @@ train_dataloader = dict(
         seed=0,
         held_out='include',
         jitter_step=jitter_step,
+        pipeline=pipeline,
     ),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='davinci_zoo.mixed_collate'),
 )
 val_dataloader = dict(
     batch_size=100,
@@ -33,7 +37,8 @@ val_dataloader = dict(
         image_size=image_size,
         seed=10_000,
         jitter_step=jitter_step,
+        pipeline=pipeline,
     ),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='davinci_zoo.mixed_collate'),
 )
 test_dataloader = val_dataloader

@@ -9,6 +9,8 @@ image_size = 32
 # steps, input_noise 0.5), greedy paint accuracy one / two objects: continuous 0.0 / 0.0,
 # 2-px grid 0.26 / 0.08.
 jitter_step = 1 / 16
+# Captions are tokenised once, in the data workers; packing makes the model inputs.
+pipeline = [dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')]
 
 train_dataloader = dict(
     batch_size=32,
@@ -22,8 +24,9 @@ train_dataloader = dict(
         two_object_prob=0.5,
         held_out='exclude',
         jitter_step=jitter_step,
+        pipeline=pipeline,
     ),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='davinci_zoo.mixed_collate'),
 )
 test_dataloader = dict(
     batch_size=100,
@@ -37,8 +40,9 @@ test_dataloader = dict(
         two_object_prob=0.5,
         held_out='include',
         jitter_step=jitter_step,
+        pipeline=pipeline,
     ),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='davinci_zoo.mixed_collate'),
 )
 test_evaluator = dict(type='SceneWritePaintMetric')
 test_cfg = dict(type='TestLoop')

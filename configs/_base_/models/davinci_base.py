@@ -14,6 +14,11 @@ model = dict(
     dropout=0.1,
     max_text_positions=257,
     label_smoothing=0.0,
+    # uint8 images -> (rgb - CLIP mean) / CLIP std on the model's device
+    data_preprocessor=dict(type='DaVinciDataPreprocessor'),
+    # the tokenizer's vocabulary, also for models that do not build it (no objective needs codes)
+    visual_vocab_size=1024,
+    image_code_grid=(16, 16),
     image_embedder=dict(
         type='ResNetImageEmbedder',
         stage_blocks=(3, 4, 23),  # ResNet-101 stages 1-3

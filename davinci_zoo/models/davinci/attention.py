@@ -1,4 +1,5 @@
-"""Multi-head attention as in BERT (``query``/``key``/``value`` projections), through SDPA.
+"""Multi-head attention as in BERT (``query``/``key``/``value`` projections), through SDPA
+(written out on a CPU when attention dropout is on: :mod:`.dropout`).
 
 The original divides its additive mask by sqrt(head_dim) too (-10000/8 instead of -10000,
 DAVINCI.md 1.3); both are "minus infinity" in fp32, so a plain additive bias is used here.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .dropout import attention
 
 NEG_INF = -1e4  # the original's additive mask value; exp(-1e4) is 0 in fp32
 
@@ -66,10 +69,7 @@ class MultiHeadAttention(nn.Module):
         shared = len(keys) != batch
         if shared:
             queries = group_rows(queries, len(keys))
-        dropout = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(
-            queries, keys, values, attn_mask=bias, dropout_p=dropout
-        )
+        out = attention(queries, keys, values, bias, self.dropout if self.training else 0.0)
         if shared:
             return ungroup_rows(out, batch)
         return out.transpose(1, 2).reshape(batch, length, -1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 
 class TextEmbeddings(nn.Module):
     """ids [B, L] (+ positions [B, L] or [L]) -> [B, L, D].
@@ -32,7 +34,7 @@ class TextEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(max_positions, hidden_size)
         self.token_type_embeddings = nn.Embedding(2, hidden_size)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def __getattr__(self, name: str):
         if name == 'word_embeddings' and '_shared' in self.__dict__:

@@ -1,7 +1,9 @@
 """Write, paint and complete with the one decoding engine: tensors in, tensors out.
 
-:mod:`davinci_zoo.apis` wraps these for PIL images, files and strings. The encoder and
-decoder inputs mirror training (:mod:`.objectives`):
+:mod:`davinci_zoo.apis` wraps these for PIL images, files and strings. Images are the
+model's input (normalised by its data preprocessor); texts are strings or a
+:class:`~davinci_zoo.text.TextBatch` from a data pipeline. The encoder and decoder inputs
+mirror training (:mod:`.objectives`):
 
 - writing: encoder = image + empty text (``[CLS]``), PrefixLM at split k = 0; the decoder
   starts with ``[CLS]`` and an optional text prompt (the original's ``a picture of``);
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...text import TextBatch, sequences
 from .beam_search import beam_search
 from .generation import GenerationConfig, Guidance, decoder_state, generate
 from .objectives import allowed_prefix_rows
@@ -117,7 +120,7 @@ def text_prompt(model, prompt: str, batch: int) -> torch.Tensor:
     ids = [model.vocab.text_bos_id]
     if prompt.strip():
         ids += model.text_tokenizer.encode(prompt, add_special_tokens=False)
-    return torch.tensor([ids] * batch, device=model.pixel_mean.device)
+    return torch.tensor([ids] * batch, device=model.device)
 
 
 def check_writing_config(config: GenerationConfig) -> None:
@@ -130,7 +133,7 @@ def check_writing_config(config: GenerationConfig) -> None:
 def write_texts(
     model, images: torch.Tensor, config: GenerationConfig | None = None, prompt: str = ''
 ) -> list[str]:
-    """Images [B, 3, H, W] in [0, 1] -> one caption each (the text after ``prompt``)."""
+    """Model-input images [B, 3, H, W] -> one caption each (the text after ``prompt``)."""
     config = config or GenerationConfig()
     check_writing_config(config)
     empty_ids, empty_mask = model.tokenize([''] * len(images))
@@ -158,24 +161,32 @@ def check_painting_config(config: GenerationConfig) -> None:
         raise ValueError('a painting always has the h*w codes of the code grid; drop max_length')
 
 
-def caption_memory(model, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def caption_ids(model, texts: list[str] | TextBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[CLS] caption [SEP]`` as the painter reads it (PAINT_TEXT_TOKENS): ids, mask [B, T]."""
+    if isinstance(texts, TextBatch):
+        ids, mask = sequences(texts, max_tokens=PAINT_TEXT_TOKENS)
+        return ids.to(model.device), mask.to(model.device)
+    return model.tokenize(list(texts), PAINT_TEXT_TOKENS)
+
+
+def caption_memory(model, texts: list[str] | TextBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The encoder output for painting ``texts`` (caption alone): memory [B, S, D], mask [B, S]."""
-    text_ids, text_mask = model.tokenize(list(texts), PAINT_TEXT_TOKENS)
-    return model.encode(None, text_ids, text_mask)
+    return model.encode(None, *caption_ids(model, texts))
 
 
 @torch.no_grad()
 def paint_codes(
-    model, texts: list[str], config: GenerationConfig | None = None, samples: int = 1
+    model, texts: list[str] | TextBatch, config: GenerationConfig | None = None, samples: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Texts (B) -> (codes [B, N, h, w], beam scores [B, N] or None when not beam search)."""
     config = config or GenerationConfig()
     check_painting_config(config)
     memory, memory_mask = caption_memory(model, texts)
+    count = len(memory)
     guidance = None
     if config.guidance_scale != 1.0:
-        guidance = Guidance(*caption_memory(model, [''] * len(texts)), config.guidance_scale)
-    prompt = torch.full((len(texts), 1), model.vocab.image_bos_id, device=memory.device)
+        guidance = Guidance(*caption_memory(model, [''] * count), config.guidance_scale)
+    prompt = torch.full((count, 1), model.vocab.image_bos_id, device=memory.device)
     height, width = model.vocab.code_grid
     out = decode(
         model,
@@ -188,13 +199,13 @@ def paint_codes(
         samples=samples,
         guidance=guidance,
     )
-    codes = model.vocab.ids_to_codes(out.ids).view(len(texts), samples, height, width)
+    codes = model.vocab.ids_to_codes(out.ids).view(count, samples, height, width)
     return codes, out.scores
 
 
 @torch.no_grad()
 def codes_to_images(model, codes: torch.Tensor) -> torch.Tensor:
-    """Codes [..., h, w] -> images [..., 3, H, W] in [0, 1] (the frozen tokenizer's decoder)."""
+    """Codes [..., h, w] -> RGB images [..., 3, H, W] in [0, 1] (the tokenizer's decoder)."""
     images = model.image_tokenizer.decode(codes.reshape(-1, *codes.shape[-2:])).clamp(0, 1)
     return images.view(*codes.shape[:-2], *images.shape[1:])
 
@@ -246,7 +257,8 @@ def complete_codes(
     config: GenerationConfig | None = None,
     prefix: str = 'encoder',
 ) -> torch.Tensor:
-    """Keep the top ``rows`` code rows of images [B, 3, H, W]; paint the rest: codes [B, h, w]."""
+    """Keep the top ``rows`` code rows of model-input images [B, 3, H, W]; paint the rest:
+    codes [B, h, w]."""
     config = config or GenerationConfig()
     check_painting_config(config)
     check_keep_rows(model, rows, prefix)
@@ -273,47 +285,3 @@ def complete_codes(
     )
     painted = model.vocab.ids_to_codes(out.ids[:, 0]).view(len(images), height - rows, width)
     return torch.cat([codes[:, :rows], painted], dim=1)
-
-
-@torch.no_grad()
-def complete_images(
-    model,
-    images: torch.Tensor,
-    rows: int,
-    texts: list[str],
-    config: GenerationConfig | None = None,
-    prefix: str = 'encoder',
-) -> torch.Tensor:
-    """Images [B, 3, H, W] -> [B, 3, H, W]: the kept top strip bitwise, the rest painted."""
-    codes = complete_codes(model, images, rows, texts, config, prefix)
-    completed = codes_to_images(model, codes).to(images.dtype)
-    strip = rows * model.image_tokenizer.downsample_factor
-    completed[:, :, :strip] = images[:, :, :strip]
-    return completed
-
-
-def build_scorer(scorer=None):
-    """None: CaptionLikelihoodScorer; a SCORERS name or config dict: built; a callable: itself."""
-    from ...registry import SCORERS
-
-    if scorer is None:
-        scorer = 'CaptionLikelihoodScorer'
-    if isinstance(scorer, str):
-        scorer = dict(type=scorer)
-    return SCORERS.build(scorer) if isinstance(scorer, dict) else scorer
-
-
-@torch.no_grad()
-def score_samples(model, images: torch.Tensor, texts: list[str], scorer) -> torch.Tensor:
-    """Scores [B, N] of images [B, N, 3, H, W] against their texts (B strings)."""
-    batch, samples = images.shape[:2]
-    repeated = [text for text in texts for _ in range(samples)]
-    scores = scorer(model, images.flatten(0, 1), repeated)
-    return torch.as_tensor(scores, dtype=torch.float32).view(batch, samples)
-
-
-def best_first(images: torch.Tensor, scores: torch.Tensor):
-    """Sort samples images [B, N, ...] by scores [B, N], highest first: (images, scores)."""
-    scores, order = scores.sort(dim=1, descending=True, stable=True)
-    index = order.view(*order.shape, *[1] * (images.dim() - 2)).expand_as(images)
-    return images.gather(1, index), scores

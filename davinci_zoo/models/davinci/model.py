@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from ...registry import BACKBONES, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
-from ...text import WordPieceTokenizer
+from ...registry import BACKBONES, HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
+from ...text import sequences, shared_tokenizer, tokenize_texts
+from ..parts import IMAGE_TOKENIZER, ObjectiveStarvedError, all_ranks_any, parts_used
 from .embeddings import ImageGridEmbeddings
-from .generation import GenerationConfig
-from .inference import check_painting_config
 from .transformer import DaVinciDecoder, DaVinciEncoder, PaintingRelativeBias
 from .vocabulary import IMAGE, JointVocabulary
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @MODELS.register_module()
 class DaVinci(BaseModel):
     """The prefix-LM encoder-decoder of "Write and Paint" (ICLR 2023), built from registries.
 
+    Pretraining is a list of ``objectives``; a task is a ``head``. Both use the same parts
+    (``image_embedder``, ``encoder``, ``decoder`` and, only where something needs codes, the
+    ``image_tokenizer``), whose keys are the same in every checkpoint, so a task starts from
+    any pretraining checkpoint.
+
     Args:
         image_embedder: BACKBONES config; gets ``out_dim=hidden_size`` and ``image_size``.
-        image_tokenizer: IMAGE_TOKENIZERS config; frozen. Its codebook size and code grid at
-            ``image_size`` decide the visual vocabulary and the decoder's image positions.
         objectives: OBJECTIVES configs (``PrefixLM``, ``PrefixImage``, ``TextPrefixLM`` ...),
             each with a ``weight``; every loss is logged under its own name.
+        head: HEADS config of the task (``WritePaintHead``, ``SequenceClassificationHead``
+            ...): its ``loss`` joins the objectives' losses and ``mode='predict'`` is its
+            ``predict``. A head whose constructor takes ``hidden_size`` gets the model's.
+        image_tokenizer: IMAGE_TOKENIZERS config; frozen. Built only when an objective or the
+            head needs image codes (their ``parts``); then its codebook size and code grid at
+            ``image_size`` decide the visual vocabulary and the decoder's image positions.
+        visual_vocab_size, image_code_grid: the tokenizer's codebook size and (h, w) code grid
+            at ``image_size``. Needed when the tokenizer is not built (its weight file is then
+            not read); checked against it when it is.
         hidden_size, num_heads, intermediate_size, encoder_layers, decoder_layers, dropout,
             layer_norm_eps: the transformer (base: 768, 12, 3072, 6, 6, 0.1, 1e-12).
         max_text_positions: text positions of encoder and decoder (the original: 257).
@@ -49,25 +59,24 @@ class DaVinci(BaseModel):
         initializer_range: std of the normal initialisation of the transformer's Linear and
             Embedding weights (BERT's name; 0.02 as in the original, tuned there for width 768).
             Narrow models train faster with a wider start (the quick start's 256 wide: 0.04).
-        painting_generation: generation keywords for the paintings of ``mode='predict'``
-            (:class:`~.generation.GenerationConfig`, e.g. ``dict(guidance_scale=3.0)``);
-            None: greedy.
-        reranked_painting: in ``mode='predict'``, also paint ``num_samples`` samples per
-            caption and keep the best by ``scorer`` (keywords of
-            :func:`~.prediction.sampled_and_reranked`, e.g. ``dict(num_samples=8)``), so
-            ``tools/test.py`` reports paint accuracy with re-ranking too. None: greedy only.
         vocab_file: WordPiece vocabulary (default: the shipped bert-base-uncased file).
+        data_preprocessor: default ``DaVinciDataPreprocessor`` (CLIP normalisation).
 
-    Batches: ``images`` [B, 3, H, W] in [0, 1] with ``caption`` (list of B strings) for
-    image-text objectives; ``text`` (list of strings) for text-only ones; optional ``codes``
-    [B, h, w] precomputed by the tokenizer.
+    ``forward(inputs, data_samples, mode)``: ``inputs`` as
+    :class:`~davinci_zoo.models.data_preprocessor.DaVinciDataPreprocessor` gives them
+    (``images`` normalised [B, 3, H, W], texts as :class:`~davinci_zoo.text.TextBatch`
+    under their keys, optional precomputed ``codes`` [B, h, w]); ``mode='loss'`` -> a dict of
+    losses, ``mode='predict'`` -> the head's data samples.
     """
 
     def __init__(
         self,
         image_embedder: dict,
-        image_tokenizer: dict,
-        objectives: list[dict],
+        objectives: list[dict] = (),
+        head: dict | None = None,
+        image_tokenizer: dict | None = None,
+        visual_vocab_size: int | None = None,
+        image_code_grid: tuple[int, int] | None = None,
         hidden_size: int = 768,
         num_heads: int = 12,
         intermediate_size: int = 3072,
@@ -83,20 +92,27 @@ class DaVinci(BaseModel):
         image_embedding_init: str = 'normal',
         label_smoothing: float = 0.0,
         initializer_range: float = 0.02,
-        painting_generation: dict | None = None,
-        reranked_painting: dict | None = None,
         vocab_file: str | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
+        if not isinstance(data_preprocessor, torch.nn.Module):
+            data_preprocessor = MODELS.build(
+                data_preprocessor or dict(type='DaVinciDataPreprocessor')
+            )
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.text_tokenizer = WordPieceTokenizer(vocab_file)
-        self.image_tokenizer = IMAGE_TOKENIZERS.build(image_tokenizer).eval().requires_grad_(False)
+        if image_embedding_init not in ('normal', 'codebook'):
+            raise ValueError(
+                f"image_embedding_init must be 'normal' or 'codebook', got {image_embedding_init!r}"
+            )
+        self.text_tokenizer = shared_tokenizer(vocab_file)
+        objectives = list(objectives)
+        needs_codes = needs_image_tokenizer(objectives, head, image_embedding_init)
+        self.image_tokenizer = self._build_image_tokenizer(image_tokenizer, needs_codes)
         self.image_size, self.hidden_size = image_size, hidden_size
         self.vocab = JointVocabulary(
             len(self.text_tokenizer),
-            self.image_tokenizer.codebook_size,
-            self.image_tokenizer.code_grid(image_size, image_size),
+            *self._visual_vocabulary(visual_vocab_size, image_code_grid, image_size),
         )
         self.image_embedder = BACKBONES.build(
             dict(image_embedder, out_dim=hidden_size, image_size=image_size)
@@ -129,19 +145,52 @@ class DaVinci(BaseModel):
         self.objectives = torch.nn.ModuleList(OBJECTIVES.build(cfg) for cfg in objectives)
         self.relative_bias_in_prefix_image = relative_bias_in_prefix_image
         self.label_smoothing = label_smoothing
-        self.painting_generation = GenerationConfig(**(painting_generation or {}))
-        check_painting_config(self.painting_generation)
-        self.reranked_painting = None if reranked_painting is None else dict(reranked_painting)
-        self.register_buffer('pixel_mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), False)
-        self.register_buffer('pixel_std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), False)
         self.initializer_range = initializer_range
         self._init_weights()
         if image_embedding_init == 'codebook':
             self._init_image_embeddings_from_codebook()
-        elif image_embedding_init != 'normal':
+        self.head = None if head is None else HEADS.build(with_hidden_size(head, hidden_size))
+        self._train_steps = 0
+        self._fired = [False] * len(self.objectives)
+
+    @staticmethod
+    def unbuilt_parts(cfg: dict) -> list[str]:
+        """The configured parts a DaVinci built from ``cfg`` leaves out (so their weight
+        files are not read): ``['image_tokenizer']`` when nothing needs image codes."""
+        needed = needs_image_tokenizer(
+            cfg.get('objectives', ()), cfg.get('head'), cfg.get('image_embedding_init', 'normal')
+        )
+        return [] if needed or not cfg.get('image_tokenizer') else [IMAGE_TOKENIZER]
+
+    def _build_image_tokenizer(self, config: dict | None, needed: bool):
+        """The frozen tokenizer when something needs codes, else None (its file is not read)."""
+        if not needed:
+            return None
+        if config is None:
             raise ValueError(
-                f"image_embedding_init must be 'normal' or 'codebook', got {image_embedding_init!r}"
+                'an objective or the head needs image codes (or image_embedding_init is '
+                "'codebook'), but the model has no image_tokenizer config"
             )
+        return IMAGE_TOKENIZERS.build(config).eval().requires_grad_(False)
+
+    def _visual_vocabulary(self, size, grid, image_size) -> tuple[int, tuple[int, int]]:
+        """(codebook size, code grid): from the tokenizer when built, else from the config."""
+        grid = None if grid is None else tuple(grid)
+        if self.image_tokenizer is None:
+            if size is None or grid is None:
+                raise ValueError(
+                    'without an image tokenizer (nothing needs image codes) the model needs '
+                    'visual_vocab_size and image_code_grid in its config'
+                )
+            return size, grid
+        built = self.image_tokenizer.codebook_size
+        built_grid = self.image_tokenizer.code_grid(image_size, image_size)
+        if (size is not None and size != built) or (grid is not None and grid != built_grid):
+            raise ValueError(
+                f'visual_vocab_size={size}, image_code_grid={grid} disagree with the image '
+                f'tokenizer ({built} codes, a {built_grid} grid at {image_size} px)'
+            )
+        return built, built_grid
 
     def _image_grid_embeddings(self, hidden_size: int) -> ImageGridEmbeddings:
         image_ids_from = self.vocab.id_range(IMAGE)[0]
@@ -180,28 +229,39 @@ class DaVinci(BaseModel):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.image_tokenizer.eval()  # frozen: BatchNorm/EMA statistics never move
+        if self.image_tokenizer is not None:
+            self.image_tokenizer.eval()  # frozen: BatchNorm/EMA statistics never move
         return self
 
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.embeddings.word_embeddings.weight.device
+
     # -- inputs ------------------------------------------------------------------------------
-    def tokenize(self, texts: list[str], max_tokens: int | None = None, device=None):
-        """Strings -> ids [B, T] (``[CLS] text [SEP]``; ``[CLS]`` alone for "") and mask [B, T]."""
-        sequences = []
-        for text in texts:
-            ids = self.text_tokenizer.encode(text) if text else [self.vocab.text_bos_id]
-            if max_tokens is not None and len(ids) > max_tokens:
-                ids = ids[: max_tokens - 1] + [self.vocab.text_eos_id]
-            sequences.append(ids)
-        return pad_sequences(sequences, self.vocab.pad_id, device or self.pixel_mean.device)
+    def tokenize(self, texts: list[str], max_tokens: int | None = None):
+        """Strings -> ids [B, T] (``[CLS] text [SEP]``; ``[CLS]`` alone for "") and mask [B, T],
+        on the model's device: for texts that do not come from a data pipeline."""
+        batch = tokenize_texts(self.text_tokenizer, list(texts))
+        ids, mask = sequences(batch, max_tokens=max_tokens)
+        return ids.to(self.device), mask.to(self.device)
 
     @torch.no_grad()
     def image_codes(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] in [0, 1] -> [B, h, w] codes of the frozen tokenizer."""
-        return self.image_tokenizer.encode(images)
+        """Model-input images [B, 3, H, W] -> [B, h, w] codes of the frozen tokenizer."""
+        if self.image_tokenizer is None:
+            raise ValueError('this model has no image tokenizer (nothing in it needs codes)')
+        return self.image_tokenizer.encode(self.data_preprocessor.pixels(images))
+
+    def batch_codes(self, inputs: dict) -> torch.Tensor:
+        """The batch's image codes [B, h, w]: ``inputs['codes']`` when the data gives them,
+        else computed from ``inputs['images']`` once per batch (and kept in ``inputs``)."""
+        if 'codes' not in inputs:
+            inputs['codes'] = self.image_codes(inputs['images'])
+        return inputs['codes']
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] in [0, 1] (H may be a top strip) -> tokens [B, 1 + N, D]."""
-        return self.image_embedder((images - self.pixel_mean) / self.pixel_std)
+        """Model-input images [B, 3, H, W] (H may be a top strip) -> tokens [B, 1 + N, D]."""
+        return self.image_embedder(images)
 
     def encode(
         self,
@@ -265,38 +325,75 @@ class DaVinci(BaseModel):
         )
 
     # -- mmengine ----------------------------------------------------------------------------
-    def forward(
-        self, images=None, caption=None, text=None, codes=None, mode: str = 'loss', **kwargs
-    ):
-        batch = dict(images=images, caption=caption, text=text, codes=codes, **kwargs)
+    def forward(self, inputs: dict, data_samples: list | None = None, mode: str = 'loss'):
+        """``mode='loss'``: a dict of losses; ``'predict'``: the head's data samples."""
         if mode == 'loss':
-            return self.loss(batch)
+            return self.loss(inputs, data_samples)
         if mode == 'predict':
-            from .prediction import predict
-
-            return predict(self, batch)
+            return self.predict(inputs, data_samples)
         raise ValueError(f'unknown mode {mode!r}; use "loss" or "predict"')
 
-    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        if batch.get('images') is not None and batch.get('codes') is None:
-            batch['codes'] = self.image_codes(batch['images'])
+    def loss(self, inputs: dict, data_samples: list | None = None) -> dict[str, torch.Tensor]:
+        """Every objective whose inputs the batch has, plus the head's loss."""
+        inputs = dict(inputs)
         losses = {}
-        for objective in self.objectives:
-            losses.update(objective(self, batch))
+        for index, objective in enumerate(self.objectives):
+            if all(key in inputs for key in objective.inputs):
+                found = objective(self, inputs)
+                self._fired[index] = self._fired[index] or bool(found)
+                losses.update(found)
+        if self.head is not None:
+            losses.update(self.head.loss(self, inputs, data_samples))
+        if self.training:
+            self._train_steps += 1
+            self._check_objectives_fired()
         if not losses:
-            raise ValueError('no objective found its inputs in this batch')
+            raise ValueError(
+                f'nothing in the model found its inputs in this batch (it has {sorted(inputs)}; '
+                'the objectives read '
+                + ', '.join(f'{type(o).__name__}: {list(o.inputs)}' for o in self.objectives)
+                + ')'
+            )
         return losses
 
+    def _check_objectives_fired(self) -> None:
+        """After an objective's first ``must_fire_within`` training steps, raise
+        ObjectiveStarvedError if it gave no loss in any of them on any rank."""
+        for index, objective in enumerate(self.objectives):
+            limit = objective.must_fire_within
+            if limit and self._train_steps == limit and not all_ranks_any(self._fired[index]):
+                raise ObjectiveStarvedError(
+                    f'{type(objective).__name__} ({objective.name}) gave no loss in the first '
+                    f'{limit} training steps: its batches never held all of '
+                    f'{list(objective.inputs)}. Check the dataset pipeline (TokenizeText and '
+                    'PackDaVinciInputs keys, mixing counts), or raise its must_fire_within'
+                )
 
-def pad_sequences(sequences: list[list[int]], pad_id: int, device=None):
-    """Ragged id lists -> ids [B, T] padded with ``pad_id`` and mask [B, T] (1 = real)."""
-    length = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-        mask[row, : len(sequence)] = 1
-    return ids.to(device), mask.to(device)
+    def predict(self, inputs: dict, data_samples: list | None = None) -> list:
+        """The head's predictions: one data sample per input row."""
+        if self.head is None:
+            raise ValueError(
+                'this model has no head to predict with; set model.head, e.g. '
+                "dict(type='WritePaintHead')"
+            )
+        return self.head.predict(self, dict(inputs), data_samples)
 
 
-__all__ = ['DaVinci', 'IMAGE', 'pad_sequences']
+def needs_image_tokenizer(objectives, head, image_embedding_init: str) -> bool:
+    """Whether an objective or the head declares the image tokenizer among its ``parts``, or
+    the visual embeddings start from its codebook."""
+    declared = IMAGE_TOKENIZER in parts_used([*objectives, head])
+    return declared or image_embedding_init == 'codebook'
+
+
+def with_hidden_size(head: dict, hidden_size: int) -> dict:
+    """The head config, with ``hidden_size`` filled in if its class takes one."""
+    if not isinstance(head, dict):
+        return head
+    head_class = HEADS.get(head['type']) if isinstance(head['type'], str) else head['type']
+    if 'hidden_size' in inspect.signature(head_class).parameters:
+        return dict(head, hidden_size=head.get('hidden_size', hidden_size))
+    return head
+
+
+__all__ = ['DaVinci', 'IMAGE']

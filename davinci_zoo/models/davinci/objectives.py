@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from ...registry import OBJECTIVES
+from ...text import TextBatch, sequences, word_span
 from ..objective import Objective
+from ..parts import IMAGE_TOKENIZER
 from .vocabulary import ALL, IMAGE, TEXT
 
 
@@ -49,8 +51,9 @@ class _TextSuffixObjective(Objective):
         logits: str = TEXT,
         empty_prefix_prob: float = 0.0,
         name: str | None = None,
+        must_fire_within: int | None = 100,
     ) -> None:
-        super().__init__(weight, name)
+        super().__init__(weight, name, must_fire_within)
         if logits not in (TEXT, ALL):
             raise ValueError(f"logits must be '{TEXT}' or '{ALL}', got {logits!r}")
         if not 0.0 <= empty_prefix_prob <= 1.0:
@@ -64,15 +67,22 @@ class _TextSuffixObjective(Objective):
             return 0
         return int(np.random.randint(num_words))
 
-    def text_loss(self, model, images, texts: list[str]) -> dict[str, torch.Tensor]:
-        prefixes, suffixes = [], []
-        for text in texts:
-            words = text.split(' ')[: self.max_words] if self.max_words else text.split(' ')
-            prefix, suffix = split_caption(' '.join(words), self.split_point(len(words)))
-            prefixes.append(prefix)
-            suffixes.append(suffix)
-        enc_ids, enc_mask = model.tokenize(prefixes, self.max_tokens)
-        dec_ids, dec_mask = model.tokenize(suffixes, self.max_tokens)
+    def text_loss(self, model, images, texts: TextBatch) -> dict[str, torch.Tensor]:
+        """Split each text (N, none empty) at a word k drawn per text: encoder gets ``images``
+        [N, 3, H, W] (or None) and ``[CLS] words < k [SEP]`` (``[CLS]`` for k = 0), the decoder
+        writes ``[CLS] words k..n-1 [SEP]``."""
+        count = texts.num_words.clamp(max=self.max_words) if self.max_words else texts.num_words
+        split = [self.split_point(int(n)) for n in count.tolist()]
+        split = torch.tensor(split, device=count.device)
+        enc_ids, enc_mask = sequences(
+            texts, word_span(texts, 0, split), split == 0, self.max_tokens
+        )
+        dec_ids, dec_mask = sequences(
+            texts,
+            word_span(texts, split, count),
+            torch.zeros_like(split, dtype=torch.bool),
+            self.max_tokens,
+        )
         memory, memory_mask = model.encode(images, enc_ids, enc_mask)
         targets = dec_ids[:, 1:].masked_fill(dec_mask[:, 1:] == 0, -100)
         positions = torch.arange(dec_ids.shape[1] - 1, device=dec_ids.device)
@@ -93,7 +103,8 @@ class PrefixLM(_TextSuffixObjective):
     """Write: the full image and the first k words of the caption in, the other words out.
 
     k is drawn per caption from [0, n - 1] (so at least one word is predicted). Empty
-    captions are left out of the step; a step with none contributes no loss.
+    captions are left out of the step; a step with none contributes no loss. Reads
+    ``inputs['images']`` and ``inputs['caption']`` (one caption per image).
 
     Args:
         weight: loss weight.
@@ -104,24 +115,28 @@ class PrefixLM(_TextSuffixObjective):
         empty_prefix_prob: share of captions split at k = 0 (the whole caption is written
             from the image alone, as when captioning) before the uniform draw; 0 (default) is
             the original's uniform split.
+        must_fire_within: see :class:`~davinci_zoo.models.objective.Objective`.
     """
 
-    def forward(self, model, batch: dict) -> dict[str, torch.Tensor]:
-        images, captions = batch.get('images'), batch.get('caption')
-        if images is None or captions is None:
+    inputs = ('images', 'caption')
+
+    def forward(self, model, inputs: dict) -> dict[str, torch.Tensor]:
+        captions: TextBatch = inputs['caption']
+        keep = (captions.num_words > 0).nonzero()[:, 0]
+        if not len(keep):
             return {}
-        keep = [i for i, caption in enumerate(captions) if caption.strip()]
-        if not keep:
-            return {}
-        return self.text_loss(model, images[keep], [captions[i].strip() for i in keep])
+        captions = captions.select(keep)
+        return self.text_loss(model, inputs['images'][captions.owner], captions)
 
 
 @OBJECTIVES.register_module()
 class TextPrefixLM(_TextSuffixObjective):
     """Prefix LM on a text-only corpus (the original's C4 branch): no image in the encoder.
 
-    Reads ``batch['text']``; defaults follow the original (96 words, 256 tokens).
+    Reads ``inputs['text']``; defaults follow the original (96 words, 256 tokens).
     """
+
+    inputs = ('text',)
 
     def __init__(
         self,
@@ -131,14 +146,18 @@ class TextPrefixLM(_TextSuffixObjective):
         logits: str = TEXT,
         empty_prefix_prob: float = 0.0,
         name: str | None = None,
+        must_fire_within: int | None = 100,
     ) -> None:
-        super().__init__(weight, max_tokens, max_words, logits, empty_prefix_prob, name)
+        super().__init__(
+            weight, max_tokens, max_words, logits, empty_prefix_prob, name, must_fire_within
+        )
 
-    def forward(self, model, batch: dict) -> dict[str, torch.Tensor]:
-        texts = [t.strip() for t in batch.get('text') or [] if t.strip()]
-        if not texts:
+    def forward(self, model, inputs: dict) -> dict[str, torch.Tensor]:
+        texts: TextBatch = inputs['text']
+        keep = (texts.num_words > 0).nonzero()[:, 0]
+        if not len(keep):
             return {}
-        return self.text_loss(model, None, texts)
+        return self.text_loss(model, None, texts.select(keep))
 
 
 @OBJECTIVES.register_module()
@@ -162,11 +181,18 @@ class PrefixImage(Objective):
         caption_dropout: share of samples painted from an empty caption (ours, 0 by
             default), so the model also learns p(codes | no caption) for classifier-free
             guidance (``guidance_scale`` when painting).
+        must_fire_within: see :class:`~davinci_zoo.models.objective.Objective`.
+
+    Reads ``inputs['images']`` and ``inputs['caption']``, and the batch's image codes
+    (``inputs['codes']`` if the data gives them, else the image tokenizer's).
 
     Decoder positions are absolute raster positions: the image BOS sits at position r*w and
     code j of the image at 1 + j, so a code's position does not depend on the split (for
     r = 0 this is exactly the original's layout).
     """
+
+    inputs = ('images', 'caption')
+    parts = (IMAGE_TOKENIZER,)
 
     def __init__(
         self,
@@ -177,8 +203,9 @@ class PrefixImage(Objective):
         input_noise: float = 0.0,
         caption_dropout: float = 0.0,
         name: str | None = None,
+        must_fire_within: int | None = 100,
     ) -> None:
-        super().__init__(weight, name)
+        super().__init__(weight, name, must_fire_within)
         if not 0.0 <= input_noise < 1.0:
             raise ValueError(f'input_noise must lie in [0, 1), got {input_noise}')
         if not 0.0 <= caption_dropout < 1.0:
@@ -190,12 +217,13 @@ class PrefixImage(Objective):
         self.mode, self.max_tokens, self.logits = mode, max_tokens, logits
         self.input_noise, self.caption_dropout = input_noise, caption_dropout
 
-    def dropped_captions(self, captions: list[str]) -> list[str]:
-        """``captions`` with a ``caption_dropout`` share replaced by empty strings."""
+    def dropped_captions(self, captions: TextBatch) -> torch.Tensor:
+        """[B] bool: captions read as empty -- empty ones and a ``caption_dropout`` share."""
+        empty = captions.num_words == 0
         if not self.caption_dropout:
-            return list(captions)
-        drop = np.random.random(len(captions)) < self.caption_dropout
-        return ['' if dropped else caption for caption, dropped in zip(captions, drop)]
+            return empty
+        drop = np.random.random(captions.num_texts) < self.caption_dropout
+        return empty | torch.from_numpy(drop).to(empty.device)
 
     def noisy_inputs(self, codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
         """codes [B, n] with an ``input_noise`` share replaced by random codes."""
@@ -214,19 +242,19 @@ class PrefixImage(Objective):
         )
         return rows[int(np.random.randint(len(rows)))]
 
-    def forward(self, model, batch: dict) -> dict[str, torch.Tensor]:
-        images, captions, codes = batch.get('images'), batch.get('caption'), batch.get('codes')
-        if images is None or captions is None:
-            return {}
+    def forward(self, model, inputs: dict) -> dict[str, torch.Tensor]:
+        images, captions = inputs['images'], inputs['caption']
+        codes = model.batch_codes(inputs)
         height, width = codes.shape[1:]
         rows = self.choose_rows(model, height)
         prefix, suffix = split_image(images, codes, rows, model.image_tokenizer.downsample_factor)
-        text_ids, text_mask = model.tokenize(self.dropped_captions(captions), self.max_tokens)
+        empty = self.dropped_captions(captions)
+        text_ids, text_mask = sequences(captions, empty=empty, max_tokens=self.max_tokens)
         memory, memory_mask = model.encode(prefix, text_ids, text_mask, full_image=False)
         bos = torch.full((len(codes), 1), model.vocab.image_bos_id, device=codes.device)
-        inputs = self.noisy_inputs(suffix[:, :-1], model.vocab.codebook_size)
-        inputs = torch.cat([bos, model.vocab.codes_to_ids(inputs)], dim=1)
+        given = self.noisy_inputs(suffix[:, :-1], model.vocab.codebook_size)
+        given = torch.cat([bos, model.vocab.codes_to_ids(given)], dim=1)
         targets = model.vocab.codes_to_ids(suffix)
-        positions = rows * width + torch.arange(inputs.shape[1], device=codes.device)
-        loss = model.decoder_loss(inputs, positions, memory, memory_mask, targets, self.logits)
+        positions = rows * width + torch.arange(given.shape[1], device=codes.device)
+        loss = model.decoder_loss(given, positions, memory, memory_mask, targets, self.logits)
         return {f'loss_{self.name}': self.weight * loss}
