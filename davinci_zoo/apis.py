@@ -210,6 +210,7 @@ def paint_tensors(
     """
     if scorer is not None and not rerank:
         raise InputError('a scorer is only used with rerank=True')
+    _checked(inference.image_tokenizer_of, model)
     texts = text_list(texts)
     config = generation_config(gen)
     _checked(_check_painting, config, num_samples)
@@ -281,6 +282,7 @@ def complete(
         except ValueError as error:
             raise InputError(str(error)) from None
     config = generation_config(gen)
+    _checked(inference.image_tokenizer_of, model)
     _checked(inference.check_keep_rows, model, keep_rows, prefix)
     _checked(inference.check_painting_config, config)
     batch = image_batch(images, model.image_size, model.device)

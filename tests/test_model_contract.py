@@ -35,6 +35,10 @@ def test_the_tokenizer_is_built_only_when_something_needs_codes(tmp_path):
     assert writer.image_tokenizer is None
     assert not any(key.startswith('image_tokenizer.') for key in writer.state_dict())
     assert writer.vocab.codebook_size == 64 and writer.vocab.code_grid == (8, 8)
+    from davinci_zoo.apis import InputError, paint
+
+    with pytest.raises(InputError, match='without an image tokenizer'):
+        paint(writer.eval(), ['a small red circle'])  # painting needs the tokenizer's decoder
     with pytest.raises(FileNotFoundError, match='no-such-tokenizer'):
         build([WRITE, PAINT], image_tokenizer=tokenizer)
     painter = build([WRITE, PAINT])

@@ -123,7 +123,7 @@ class LoadImageFromBytes(BaseTransform):
         data = results.pop(self.key)
         try:
             image = mmcv.imfrombytes(data, flag='color', backend=self.imdecode_backend)
-        except Exception as error:  # each backend raises its own kinds  # noqa: BLE001
+        except Exception as error:  # each backend raises its own kinds
             raise BadRow(f'image does not decode ({type(error).__name__}: {error})') from None
         if image is None:
             raise BadRow('image does not decode')

@@ -203,16 +203,28 @@ def paint_codes(
     return codes, out.scores
 
 
+def image_tokenizer_of(model):
+    """The model's image tokenizer; ValueError when it was built without one."""
+    if model.image_tokenizer is None:
+        raise ValueError(
+            'this model was built without an image tokenizer (none of its objectives or its '
+            'head needs image codes); painting and completion need one: use a config whose '
+            'objectives or head paint (e.g. PrefixImage, WritePaintHead)'
+        )
+    return model.image_tokenizer
+
+
 @torch.no_grad()
 def codes_to_images(model, codes: torch.Tensor) -> torch.Tensor:
     """Codes [..., h, w] -> RGB images [..., 3, H, W] in [0, 1] (the tokenizer's decoder)."""
-    images = model.image_tokenizer.decode(codes.reshape(-1, *codes.shape[-2:])).clamp(0, 1)
+    decoder = image_tokenizer_of(model).decode
+    images = decoder(codes.reshape(-1, *codes.shape[-2:])).clamp(0, 1)
     return images.view(*codes.shape[:-2], *images.shape[1:])
 
 
 def rows_for_pixels(model, pixels: int) -> int:
     """A top strip height in pixels -> code rows; it must be a multiple of the code cell."""
-    cell = model.image_tokenizer.downsample_factor
+    cell = image_tokenizer_of(model).downsample_factor
     if pixels < 0 or pixels % cell:
         raise ValueError(f'a kept strip of {pixels} px is no multiple of the {cell} px code cell')
     return pixels // cell
@@ -225,7 +237,7 @@ def check_keep_rows(model, rows: int, prefix: str) -> None:
     height = model.vocab.code_grid[0]
     if not 0 <= rows < height:
         raise ValueError(f'keep_rows must be in [0, {height - 1}] (code rows), got {rows}')
-    cell, stride = model.image_tokenizer.downsample_factor, model.image_embedder.stride
+    cell, stride = image_tokenizer_of(model).downsample_factor, model.image_embedder.stride
     allowed = allowed_prefix_rows(height, cell, stride)
     if prefix == 'encoder' and rows not in allowed:
         raise ValueError(
