@@ -68,3 +68,13 @@ def test_configs_without_data_stop_with_one_line(config, tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and 'does not exist' in last and 'docs/data.md' in last
     assert 'Traceback' not in result.stderr
+
+
+def test_every_shipped_config_reads_and_names_a_model():
+    """Every leaf config (not _base_) parses with its inheritance and builds from registered
+    names only (checked by looking the model's type up)."""
+    leaves = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+    assert len(leaves) >= 7
+    for path in leaves:
+        cfg = Config.fromfile(str(path))
+        assert 'model' in cfg and MODELS.get(cfg.model.type) is not None, path

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, REPO, tiny_davinci_config, tool_env
+from conftest import REPO, tiny_davinci_config, tool_env
 from test_davinci_model import SCENES, scene_batch, texts
 
 from davinci_zoo.datasets.mixing import mixed_collate
@@ -118,7 +118,7 @@ def test_ranks_whose_batches_feed_different_objectives_train_in_step(tmp_path):
     """2 gloo processes: rank 0 only captioned scenes, rank 1 only documents. Neither hangs
     (DDP finds the parameters one rank did not use), the objectives' first-steps check looks
     at both ranks, and the ranks end with the same parameters."""
-    config = str(FIXTURES / 'configs' / 'ddp_uneven_objectives.py')
+    config = write_uneven_objectives_config(tmp_path / 'uneven.py')
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(tmp_path)],
         cwd=REPO,
@@ -135,6 +135,32 @@ def test_ranks_whose_batches_feed_different_objectives_train_in_step(tmp_path):
     assert len(parameters) > 90
     for key in parameters:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def write_uneven_objectives_config(path) -> str:
+    """The tiny DaVinci (PrefixLM + TextPrefixLM: no image tokenizer is built) on
+    ``RankSplitScenes`` (tests/fixtures/toy_zoo.py): rank 0 reads captioned scenes, rank 1
+    documents; each objective must have given a loss on some rank within 3 steps."""
+    objectives = [dict(WRITE, must_fire_within=3), dict(CORPUS, must_fire_within=3)]
+    config = dict(
+        _base_=[str(REPO / 'configs' / '_base_' / 'default_runtime.py')],
+        custom_imports=dict(imports=['toy_zoo'], allow_failed_imports=False),
+        model=tiny_davinci_config(objectives=objectives),
+        train_dataloader=dict(
+            batch_size=2,
+            num_workers=0,
+            sampler=None,
+            dataset=dict(type='RankSplitScenes'),
+            collate_fn=dict(type='davinci_zoo.mixed_collate'),
+        ),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=4),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)),
+        default_hooks=dict(checkpoint=dict(interval=4), logger=dict(interval=1)),
+        custom_hooks=[dict(type='LossesPerRankHook')],
+        visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
+    )
+    path.write_text(''.join(f'{key} = {value!r}\n' for key, value in config.items()))
+    return str(path)
 
 
 #: BatchNorm buffers: rank 0 updates them in its last forward, after DDP's last broadcast.
