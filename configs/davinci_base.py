@@ -1,4 +1,4 @@
-# DaVinci base pretraining: the paper's model and recipe (DAVINCI.md 1-2).
+# DaVinci base pretraining: the paper's model and recipe (docs/original.md sections 1, 2).
 #   bash tools/dist_train.sh configs/davinci_base.py 8
 #   python tools/train.py configs/davinci_base.py        # one process
 # Needs the data of docs/data.md and the converted taming VQGAN weights; without them it

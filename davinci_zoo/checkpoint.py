@@ -3,7 +3,7 @@
 Reading: :func:`load_checkpoint_file` is the one loader. ``.safetensors`` files hold tensors
 only; ``.pth`` files (mmengine's format) are read with ``torch.load(weights_only=True)`` plus
 an explicit allowlist of the few non-tensor objects mmengine pickles (its HistoryBuffer and
-numpy arrays/scalars, STACK.md 2a). A file that pickles anything else is refused with
+numpy arrays/scalars; docs/stack.md section 2.1). A file that pickles anything else is refused with
 :class:`UnsafeCheckpointError`; nothing in it is executed.
 
 Writing: :func:`atomic_write` writes to a temporary file in the target directory, flushes it
@@ -46,7 +46,7 @@ class CheckpointMismatchError(CheckpointError):
 
 
 def safe_globals() -> list[Any]:
-    """The non-tensor objects an mmengine ``.pth`` may contain (STACK.md 2a)."""
+    """The non-tensor objects an mmengine ``.pth`` may contain (docs/stack.md section 2.1)."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -34,8 +35,50 @@ def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
         return main(argv)
     except _user_error_types() as error:
         message = ' '.join(str(error).split())
-        print(f'error: {message}', file=sys.stderr)
-        raise SystemExit(2) from None
+    except TypeError as error:
+        message = constructor_argument_error(error)
+        if message is None:
+            raise  # a bug, not a config mistake: keep the traceback
+    print(f'error: {message}', file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def constructor_argument_error(error: TypeError) -> str | None:
+    """A one-line message when ``error`` is a config naming an argument a component does not
+    take (or leaving out one it needs), i.e. mmengine's registry call ``obj_cls(**args)``
+    itself failed; None for any other TypeError."""
+    frame = None
+    trace = error.__traceback__
+    while trace is not None:
+        frame, trace = trace.tb_frame, trace.tb_next
+    if frame is None or frame.f_code.co_name != 'build_from_cfg' or 'obj_cls' not in frame.f_locals:
+        return None
+    component = frame.f_locals['obj_cls']
+    name = getattr(component, '__name__', str(component))
+    text = str(error)
+    unknown = re.search(r"got an unexpected keyword argument '(\w+)'", text)
+    if unknown:
+        import inspect
+
+        argument = unknown.group(1)
+        try:
+            accepted = [p for p in inspect.signature(component).parameters if p != 'self']
+        except (TypeError, ValueError):
+            accepted = []
+        close = difflib.get_close_matches(argument, accepted, n=3)
+        if close:
+            hint = f' (did you mean {" or ".join(repr(c) for c in close)}?)'
+            return f'{name} has no argument {argument!r}{hint}; check the config and --cfg-options'
+        takes = f' (it takes: {", ".join(accepted)})' if accepted else ''
+        return (
+            f'{name} has no argument {argument!r}{takes}; if a child config gave this entry '
+            "another type, the base entry's keys were merged into it: add _delete_=True to the "
+            "child's dict (docs/custom_data.md), else check the config and --cfg-options"
+        )
+    missing = re.search(r'missing \d+ required (?:\w+ )?arguments?: (.+)$', text)
+    if missing:
+        return f'{name} needs the argument(s) {missing.group(1)}; add them to its config entry'
+    return None
 
 
 def positive_int(text: str) -> int:
@@ -80,13 +123,31 @@ def apply_cfg_options(cfg: Config, options: dict) -> None:
         if key.startswith('+'):
             merged[key[1:]] = value
             continue
-        _check_key_path(cfg, key)
+        _check_value_type(cfg, key, value)
         merged[key] = value
     if merged:
         cfg.merge_from_dict(merged, allow_list_keys=True)
 
 
-def _check_key_path(cfg: Config, key: str) -> None:
+def _check_value_type(cfg: Config, key: str, value) -> None:
+    """Refuse a text where the config holds a number or a flag (``batch_size=abc``)."""
+    current = _check_key_path(cfg, key)
+    if isinstance(current, bool):
+        expected = 'True or False'
+        fits = isinstance(value, bool)
+    elif isinstance(current, (int, float)):
+        expected = 'a number'
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        return
+    if not fits:
+        raise UserError(
+            f'--cfg-options {key}={value!r}: expected {expected} (the config has {current!r})'
+        )
+
+
+def _check_key_path(cfg: Config, key: str):
+    """The value at ``key``; a UserError naming the first part that does not exist."""
     node = cfg._cfg_dict
     walked = []
     for part in key.split('.'):
@@ -104,6 +165,7 @@ def _check_key_path(cfg: Config, key: str) -> None:
                 f'{hint}; to add a new key on purpose write +{key}=...'
             )
         walked.append(part)
+    return node
 
 
 def set_work_dir(cfg: Config, config_path: str, work_dir: str | None) -> None:
@@ -167,7 +229,8 @@ def _input_paths(node, where: str):
         for key, value in node.items():
             if key in PATH_KEYS:
                 for path in [value] if isinstance(value, str) else value or []:
-                    if isinstance(path, str) and path and '://' not in path:
+                    local = isinstance(path, str) and '://' not in path
+                    if local and path and not path.startswith('pipe:'):  # not a pipe: shard
                         yield f'{where}.{key}', path
             else:
                 yield from _input_paths(value, f'{where}.{key}')

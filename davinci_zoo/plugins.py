@@ -126,6 +126,8 @@ def load_plugins() -> None:
         return
     _state.loading = True
     try:
+        # a core that fails to import raises here, on this and on every later lookup: the
+        # state stays "not loaded", so no lookup ever reports a name as merely unregistered
         _import_plugin('core', CORE_MODULE, CORE)
         setting = os.environ.get(ENV_VAR)
         for entry_point in _entry_points():
@@ -134,9 +136,9 @@ def load_plugins() -> None:
             _import_plugin(
                 entry_point.name, entry_point.value, _provider_of_entry_point(entry_point)
             )
+        _state.loaded = True
     finally:
         _state.loading = False
-        _state.loaded = True
 
 
 def _import_plugin(name: str, module: str, provider: Provider) -> None:

@@ -117,7 +117,8 @@ class ZooRegistry(Registry):
         if found is None and self.fallback is not None:
             found = self.fallback.find(key)
         if found is None and scope is None:
-            # mmengine does not run a parent's lazy imports for a bare name (STACK.md 2g).
+            # mmengine does not run a parent's lazy imports for a bare name
+            # (docs/stack.md section 2.3).
             for parent in self._ancestors():
                 parent.import_from_location()
             found = super().get(key)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_tool, tiny_davinci_config
+from davinci_zoo_scenes import generate_scenes, render
 from PIL import Image
 
 from davinci_zoo.checkpoint import CheckpointMismatchError, save_checkpoint_file
 from davinci_zoo.models.data_preprocessor import DaVinciDataPreprocessor
-from davinci_zoo.scenes import generate_scenes, render
 
 TINY_MODEL = tiny_davinci_config()
 TEXTS = ['a small red circle in the top left', 'a large blue square above a small green circle']

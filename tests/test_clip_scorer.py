@@ -1,8 +1,11 @@
-"""The CLIP scorer plugin (davinci-zoo-clip) against CLIP's math and OpenAI's formats.
+"""The CLIP scorer plugin (davinci-zoo-clip, built on open_clip) against CLIP's math,
+OpenAI's formats and open_clip's own factory.
 
 The weights are a state dict written here key by key in OpenAI's layout; the reference forward
 below restates CLIP with plain tensor operations on that dict (patches by unfolding, explicit
-attention), without the plugin's modules. BPE ids of a handmade merges file are derived by hand.
+attention), without open_clip's modules. BPE ids of a handmade merges file are derived by hand.
+A tiny open_clip model made by its factory from a JSON config checks that the scorer's model,
+tokenizer and preprocessing are open_clip's.
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ def ascii_id(char, word_end=False):
 # files
 # --------------------------------------------------------------------------------------------
 def write_merges(path, merges=MERGES):
+    """No newline after the last merge: open_clip reads the 48894 lines after the header, so
+    in a short file a trailing empty line would become one more (empty) merge."""
     with gzip.open(path, 'wt', encoding='utf-8') as handle:
-        handle.write('#version: 0.2\n' + '\n'.join(merges) + '\n')
+        handle.write('#version: 0.2\n' + '\n'.join(merges))
     return path
 
 
@@ -105,9 +110,10 @@ def openai_state_dict(seed=0):
 
 
 def build(weights, merges, **overrides):
-    return SCORERS.build(
-        dict(type='CLIPScorer', weights=str(weights), merges=str(merges), **SIZES, **overrides)
-    )
+    """A scorer of the sizes above (``overrides`` replace some); ``merges`` None: open_clip's."""
+    merges = None if merges is None else str(merges)
+    sizes = dict(SIZES, **overrides)
+    return SCORERS.build(dict(type='CLIPScorer', weights=str(weights), merges=merges, **sizes))
 
 
 @pytest.fixture()
@@ -186,10 +192,11 @@ def unit(x):
 # tests
 # --------------------------------------------------------------------------------------------
 def test_bpe_on_a_handmade_merges_file(tmp_path):
-    from davinci_zoo_clip.tokenizer import CLIPTokenizer
+    from davinci_zoo_clip.scorer import build_tokenizer
 
-    tokenizer = CLIPTokenizer(write_merges(tmp_path / 'merges.txt.gz'), context_length=CONTEXT)
-    assert len(tokenizer) == VOCAB and (tokenizer.start_id, tokenizer.end_id) == (START, END)
+    tokenizer = build_tokenizer(write_merges(tmp_path / 'merges.txt.gz'), CONTEXT)
+    assert tokenizer.vocab_size == VOCAB
+    assert (tokenizer.sot_token_id, tokenizer.eot_token_id) == (START, END)
     hello, the, he = 512 + 3, 512 + 5, 512 + 0
     cases = {
         'hello': [hello],  # h e l l o</w> -> he l l o</w> -> he ll o</w> -> hell o</w> -> hello</w>
@@ -201,21 +208,21 @@ def test_bpe_on_a_handmade_merges_file(tmp_path):
         '&amp;': [ascii_id('&', True)],  # HTML-unescaped
         # e-acute is UTF-8 C3 A9: both printable Latin-1, after the 94 ASCII and 12 of A1-AC
         'é': [94 + 12 + (0xC3 - 0xAE), 256 + 94 + (0xA9 - 0xA1)],
-        # DEL (7F) is not printable: the 188 printable bytes, then 00-20 (33 bytes), then 7F
-        '\x7f': [256 + 188 + 33],
-        'the <|endoftext|>': [the, END],
+        # a-macron is C4 81; 81 is not printable: after the 188 printable bytes come 00-20
+        # (33 bytes), 7F, then 80, 81, ...
+        '\u0101': [94 + 12 + (0xC4 - 0xAE), 256 + 188 + 33 + 1 + 1],
+        '\x7f': [],  # ftfy drops control characters, as OpenAI's tokenizer does
+        'the <end_of_text>': [the, END],  # open_clip's name of the special token
+        'fa\u00c3\u00a7ade': tokenizer.encode('fa\u00e7ade'),  # ftfy repairs mis-decoded UTF-8
     }
     for text, expected in cases.items():
         assert tokenizer.encode(text) == expected, text
-    ids, ends = tokenizer.tokenize(['hello the', 'hell'])
+    ids = tokenizer(['hello the', 'hell'])
     assert ids.tolist() == [
-        [START, hello, the, END, 0],
-        [START, he, ascii_id('l'), ascii_id('l', True), END],
+        [START, hello, the, END] + [0] * (CONTEXT - 4),
+        [START, he, ascii_id('l'), ascii_id('l', True), END] + [0] * (CONTEXT - 5),
     ]
-    assert ends.tolist() == [3, 4]
-    long_ids, long_ends = tokenizer.tokenize(['hello ' * 20])
-    assert long_ids.tolist() == [[START] + [hello] * (CONTEXT - 2) + [END]]
-    assert long_ends.tolist() == [CONTEXT - 1]
+    assert tokenizer(['hello ' * 20]).tolist() == [[START] + [hello] * (CONTEXT - 2) + [END]]
 
 
 def test_weights_load_from_the_file_and_every_key_is_used(files):
@@ -237,8 +244,7 @@ def test_features_and_scores_equal_clip_math(files):
     with torch.no_grad():
         image_features = scorer.clip.encode_image(scorer.preprocess(images))
         texts = ['hello the', 'hell']
-        ids, ends = scorer.tokenizer.tokenize(texts)
-        text_features = scorer.clip.encode_text(ids, ends)
+        text_features = scorer.clip.encode_text(scorer.tokenizer(texts))
         scores = scorer(None, images, texts)
     expected_image = ref_image_features(weights, images)
     rows = [[START, 515, 517, END], [START, 512, ascii_id('l'), ascii_id('l', True), END]]
@@ -316,3 +322,65 @@ def test_plugin_is_listed_under_its_distribution():
     assert row['registry'] == 'scorer' and row['provider'] == 'davinci-zoo-clip'
     assert row['module'] == 'davinci_zoo_clip.scorer'
     assert not listing['failed'] and not listing['conflicts']
+
+
+@pytest.mark.parametrize('quick_gelu', [True, False], ids=['openai', 'laion'])
+def test_scorer_agrees_with_open_clip_built_from_its_own_config(tmp_path, quick_gelu):
+    """A tiny CLIP made by open_clip's factory from a JSON model config (random weights, no
+    download), saved as a state dict: the scorer built from that file and the same sizes
+    gives open_clip's features and scores, with open_clip's tokenizer (OpenAI's merges, as
+    open_clip ships them) and its evaluation preprocessing of PIL images. OpenAI trained with
+    QuickGELU, LAION's models with GELU."""
+    import open_clip
+    from PIL import Image
+
+    config = dict(
+        embed_dim=EMBED,
+        quick_gelu=quick_gelu,
+        vision_cfg=dict(
+            image_size=RESOLUTION,
+            layers=V_LAYERS,
+            width=V_WIDTH,
+            head_width=V_WIDTH // V_HEADS,
+            patch_size=PATCH,
+        ),
+        text_cfg=dict(
+            context_length=CONTEXT, vocab_size=49408, width=T_WIDTH, heads=T_HEADS, layers=2
+        ),
+    )
+    name = 'tiny-vit-quickgelu' if quick_gelu else 'tiny-vit'  # open_clip's naming
+    (tmp_path / f'{name}.json').write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / f'{name}.json')
+    torch.manual_seed(0)
+    reference, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+    reference.eval()
+    torch.save(reference.state_dict(), tmp_path / 'tiny.pt')
+    # merges=None: open_clip's copy of OpenAI's
+    scorer = build(tmp_path / 'tiny.pt', merges=None, vocab_size=49408, quick_gelu=quick_gelu)
+    # uint8 pictures: open_clip's PIL path then sees exactly the scorer's tensors; the wide
+    # one is only centre-cropped, the large one resized (PIL's bicubic, not the tensor one's)
+    generator = torch.Generator().manual_seed(3)
+    square, wide, large = (
+        torch.randint(0, 256, (2, 3, h, w), generator=generator) / 255
+        for h, w in ((RESOLUTION, RESOLUTION), (RESOLUTION, RESOLUTION + 12), (60, 80))
+    )
+    texts = ['a red cube left of a blue sphere', 'Two CATS &amp; a dog!']
+    tokenizer = open_clip.get_tokenizer(name)
+    assert torch.equal(scorer.tokenizer(texts), tokenizer(texts))
+
+    def pil(image):
+        return Image.fromarray((image.permute(1, 2, 0) * 255).round().byte().numpy())
+
+    with torch.no_grad():
+        theirs_text = reference.encode_text(tokenizer(texts), normalize=True)
+        # resizing: PIL's bicubic against the tensor one, measured 1e-3 (features), 1.5e-3 (scores)
+        for images, atol in ((square, 1e-5), (wide, 1e-5), (large, 5e-3)):
+            theirs = reference.encode_image(
+                torch.stack([preprocess(pil(image)) for image in images]), normalize=True
+            )
+            torch.testing.assert_close(scorer.image_features(images), theirs, atol=atol, rtol=0)
+            expected = reference.logit_scale.exp() * (theirs * theirs_text).sum(-1)
+            torch.testing.assert_close(scorer(None, images, texts), expected, atol=atol, rtol=0)
+        torch.testing.assert_close(scorer.text_features(texts), theirs_text, atol=1e-5, rtol=0)
+        repeated = scorer.text_features([texts[1], texts[0], texts[1]])  # each encoded once
+        torch.testing.assert_close(repeated, theirs_text[[1, 0, 1]], atol=1e-5, rtol=0)

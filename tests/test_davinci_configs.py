@@ -49,7 +49,7 @@ def test_davinci_base_builds_at_full_size_and_steps():
         f'davinci_base: {parameters / 1e6:.1f}M parameters, {tokenizer / 1e6:.1f}M in the '
         'frozen tokenizer'
     )
-    assert 150e6 < parameters - tokenizer < 160e6  # DAVINCI.md 1.1: about 153M
+    assert 150e6 < parameters - tokenizer < 160e6  # docs/original.md section 1.1: about 153M
 
 
 @pytest.mark.slow(budget_s=400)

@@ -1,6 +1,6 @@
 """The DaVinci model against hand-written math, the original's checkpoint layout, and training.
 
-Every check here is written from DAVINCI.md (sections 1 and 5), not from the model's own code:
+Every check here is written from docs/original.md sections 1 and 5, not from the model's code:
 the reference layers below re-implement a post-LN BERT layer from raw weights, the original
 checkpoint is assembled key by key from the documented layout, and a tiny model must learn to
 caption procedural scenes by reading the image.
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_davinci_config
+from davinci_zoo_scenes.dataset import ProceduralScenes
 
 from davinci_zoo.datasets.mixing import mixed_collate
-from davinci_zoo.datasets.scene_dataset import ProceduralScenes
 from davinci_zoo.models.davinci import generation, inference
 from davinci_zoo.models.davinci.attention import RelativePositionBias2d
 from davinci_zoo.models.davinci.embeddings import ImageGridEmbeddings
@@ -74,7 +74,7 @@ def scramble(module: torch.nn.Module, seed: int, std: float = 0.2) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A post-LN BERT written from raw weights (DAVINCI.md 1.3-1.4), over either naming scheme.
+# A post-LN BERT written from raw weights (docs/original.md sections 1.3, 1.4), either naming.
 # --------------------------------------------------------------------------------------------
 ORIGINAL_NAMES = dict(
     enc='encoder.embeddings.',
@@ -394,7 +394,7 @@ def test_initializer_range_sets_the_std_of_the_transformer_weights():
 
 
 # --------------------------------------------------------------------------------------------
-# 2. The original checkpoint layout (DAVINCI.md 5), written by hand for the tiny configuration
+# 2. The original checkpoint layout (docs/original.md section 5), by hand for the tiny config
 # --------------------------------------------------------------------------------------------
 def _bn(out, prefix, channels, rand):
     out[prefix + '.weight'] = rand(channels)
@@ -510,7 +510,7 @@ def _taming_vqgan(out, prefix, rand, ch=16, ch_mult=(1, 2, 2), blocks=1, z=16, e
 
 
 def original_state_dict(seed=0, relative_rows=49, pos_grid=GRID, hidden=32, inter=64):
-    """The original DaVinci's state_dict for the tiny configuration, names from DAVINCI.md 5."""
+    """The original DaVinci's state_dict for the tiny configuration (docs/original.md section 5)."""
     generator = torch.Generator().manual_seed(seed)
 
     def rand(*shape):
@@ -560,7 +560,7 @@ def original_state_dict(seed=0, relative_rows=49, pos_grid=GRID, hidden=32, inte
 
 
 def expected_drops(original):
-    """Which original keys a converter must leave out (DAVINCI.md 5 'converter notes')."""
+    """Which original keys a converter must leave out (docs/original.md section 5, notes)."""
     derivable = ('.relative_index', '.position_ids')
     drops = {key for key in original if key.endswith(derivable)}
     drops |= {key for key in original if key.startswith('d_vae.model.loss.')}
@@ -822,7 +822,8 @@ def test_objectives_give_losses_and_gradients_only_where_they_belong():
     paint.choose_rows = lambda model, code_rows: 2  # a real prefix image
     grads = grads_after(paint)
     assert all(grads[k] > 0 for k in ('encoder', 'decoder', 'head', 'embedder'))
-    assert grads['relative'] == 0  # no 2-D bias on prefix images unless asked (DAVINCI.md 1.3)
+    # no 2-D bias on prefix images unless asked (docs/original.md section 1.3)
+    assert grads['relative'] == 0
     assert grads['tokenizer'] == 0
     grads = grads_after(PrefixImage(mode='static'))  # r = 0: text to image, no pixels in
     assert grads['embedder'] == 0 and grads['encoder'] > 0 and grads['tokenizer'] == 0
@@ -1238,7 +1239,8 @@ def test_tiny_model_overfits_captions_by_reading_the_image():
 def test_joint_vocabulary():
     model = build_model()
     vocab = model.vocab
-    # '[CLS] text [SEP]'; an empty text is '[CLS]' alone (DAVINCI.md 1.5); padded with [PAD]
+    # '[CLS] text [SEP]'; an empty text is '[CLS]' alone (docs/original.md section 1.5);
+    # padded with [PAD]
     ids, mask = model.tokenize(['', 'a small red circle'])
     assert ids.tolist() == [[101, 0, 0, 0, 0, 0], [101, 1037, 2235, 2417, 4418, 102]]
     assert mask.tolist() == [[1, 0, 0, 0, 0, 0], [1] * 6]

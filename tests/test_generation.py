@@ -745,8 +745,8 @@ def test_predict_can_add_a_plain_sample_and_the_reranked_best_and_the_metric_sco
 ):
     """``reranked_painting``: predict adds sample 0 and the scorer's best of N to the greedy
     painting; SceneWritePaintMetric reports all three paint accuracies."""
-    from davinci_zoo.evaluation.scene_metric import SceneWritePaintMetric
-    from davinci_zoo.scenes import render
+    from davinci_zoo_scenes import render
+    from davinci_zoo_scenes.metrics import SceneWritePaintMetric
 
     options = dict(num_samples=3, scorer=dict(type='BrightnessScorer'))
     model = scrambled_model(seed=36, head=write_paint_head(reranked_painting=options))

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, run_tool, tiny_davinci_config
+from davinci_zoo_scenes import generate_scenes, render
 from PIL import Image
 from test_davinci_model import build_model, texts
 
 from davinci_zoo.checkpoint import load_checkpoint_file, state_dict_of
 from davinci_zoo.registry import MODELS
-from davinci_zoo.scenes import generate_scenes, render
 
 REPO_RUNTIME = REPO / 'configs' / '_base_' / 'default_runtime.py'
 CLASSIFIER = dict(type='SequenceClassificationHead', num_classes=2, text_key='caption')

@@ -75,6 +75,30 @@ def test_psnr_and_ssim_values():
     assert (ssim(slightly, images) > ssim(heavily, images)).all()
     assert (psnr(slightly, images) > psnr(heavily, images) + 10).all()
     assert ssim(torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)).item() < 0.01
+    assert torch.equal(psnr(images, images), torch.full((2,), 100.0))  # not inf
+    with pytest.raises(ValueError, match='at least 6x6 pixels, got 5x8'):
+        ssim(torch.rand(1, 3, 5, 8), torch.rand(1, 3, 5, 8))
+
+
+def test_psnr_and_ssim_match_the_values_before_torchmetrics():
+    """Numbers the hand-written PSNR/SSIM (valid-region mean, float64) gave on these images.
+
+    PSNR agrees to float32 rounding. torchmetrics' SSIM also averages the reflect-padded
+    border windows: 7e-5 off near SSIM 0.985, 2.6e-3 near 0.82 at this size (48 x 64).
+    """
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 48, 64, generator=generator)
+    close = (images + 0.05 * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+    far = (images + 0.2 * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+    before = {
+        'close': ([26.30267, 26.25215], [0.98543, 0.98540]),
+        'far': ([15.04123, 14.96761], [0.82038, 0.82281]),
+    }
+    for name, noisy in (('close', close), ('far', far)):
+        psnr_before, ssim_before = map(torch.tensor, before[name])
+        torch.testing.assert_close(psnr(noisy, images), psnr_before, atol=2e-5, rtol=0)
+        tolerance = 1e-3 if name == 'close' else 5e-3
+        torch.testing.assert_close(ssim(noisy, images), ssim_before, atol=tolerance, rtol=0)
 
 
 def test_pixel_losses_and_their_names():

@@ -352,6 +352,10 @@ def test_shards_are_read_exactly_once_over_2_ranks_x_2_workers(tmp_path, counts,
     keys, bad_rows, seen_rows = keys_over_ranks_and_workers(paths)
     assert len(keys) == len(set(keys)) and set(keys) == good
     assert (bad_rows, seen_rows) == (len(bad), sum(counts))
+    # the same shards streamed by a command (webdataset's pipe: shards)
+    keys, bad_rows, seen_rows = keys_over_ranks_and_workers([f'pipe:cat {p}' for p in paths])
+    assert sorted(keys) == sorted(f'pipe:cat {key}' for key in good)
+    assert (bad_rows, seen_rows) == (len(bad), sum(counts))
 
 
 def test_shards_item_format_captions_and_shuffled_passes(tmp_path):
@@ -387,6 +391,127 @@ def test_truncated_shard_counts_one_bad_row_and_reading_goes_on(tmp_path):
     items = items_of(dataset)
     assert {key_of(item) for item in items} >= {key for key in good if paths[1] in key}
     assert sum(item['bad_rows'] for item in items) == 1
+
+
+def test_shards_keep_the_order_they_had_before_webdataset(tmp_path):
+    """Items (shard/key, bad_rows, seen_rows) per rank, 2 ranks x 2 workers, seed 3, as the
+    tarfile reader gave them before the webdataset library read the shards."""
+    paths, _ = write_shards(tmp_path / 'shards', [3, 4, 2, 3, 3, 1], {0, 7, 12})
+    before = [
+        [('02/00008', 1, 2), ('05/00015', 0, 1), ('03/00009', 0, 1), ('00/00001', 1, 2),
+         ('03/00010', 0, 1), ('00/00002', 0, 1), ('03/00011', 0, 1)],
+        [('04/00013', 1, 2), ('01/00003', 0, 1), ('04/00014', 0, 1), ('01/00004', 0, 1),
+         ('01/00005', 0, 1), ('01/00006', 0, 1)],
+    ]  # fmt: skip
+    for rank in range(2):
+        dataset = DATASETS.build(
+            dict(
+                type='WebDatasetShards',
+                shards=paths,
+                pipeline=BYTES_PIPELINE,
+                seed=3,
+                rank=rank,
+                world_size=2,
+                min_rows=10**6,
+            )
+        )
+        rows = [
+            (
+                key_of(item).split('part-')[1].replace('.tar', ''),
+                item['bad_rows'],
+                item['seen_rows'],
+            )
+            for item in items_of(dataset, num_workers=2, batch_size=1)
+        ]
+        assert rows == before[rank]
+
+
+def test_fewer_shards_than_consumers_split_rows_not_shards(tmp_path):
+    """2 shards, 4 consumers: webdataset would leave 2 of them without data; every consumer
+    reads both shards and keeps every 4th row instead."""
+    paths, good = write_shards(tmp_path / 'shards', [5, 6])
+    per_consumer = []
+    for rank in range(4):
+        dataset = DATASETS.build(
+            dict(
+                type='WebDatasetShards',
+                shards=paths,
+                pipeline=BYTES_PIPELINE,
+                rank=rank,
+                world_size=4,
+                shuffle=False,
+            )
+        )
+        per_consumer.append([key_of(item) for item in items_of(dataset)])
+    assert [len(keys) for keys in per_consumer] == [3, 3, 3, 2]
+    assert per_consumer[1] == [f'{paths[0]}/00001', f'{paths[1]}/00005', f'{paths[1]}/00009']
+    assert sorted(sum(per_consumer, [])) == sorted(good)
+
+
+def test_shard_errors_count_as_bad_rows_and_reading_goes_on(tmp_path):
+    """A tar cut inside a member's data (one error, reported twice by webdataset), a pipe:
+    command that fails: one bad row each. The sample whose caption was cut off is a bad row
+    of its own; the samples before the cut and the other shard's arrive."""
+    paths, _ = write_shards(tmp_path / 'shards', [4, 3])
+    with tarfile.open(paths[0]) as tar:
+        member = tar.getmember('00002.json')  # sample 2: a png, then its caption
+    data = Path(paths[0]).read_bytes()
+    Path(paths[0]).write_bytes(data[: member.offset_data + member.size // 2])
+    dataset = DATASETS.build(
+        dict(
+            type='WebDatasetShards',
+            shards=[paths[0], 'pipe:false', f'pipe:cat {paths[1]}'],
+            pipeline=BYTES_PIPELINE,
+            shuffle=False,
+            min_rows=10**6,
+        )
+    )
+    items = items_of(dataset)
+    kept = [f'{paths[0]}/00000', f'{paths[0]}/00001']
+    assert [key_of(item) for item in items] == kept + [
+        f'pipe:cat {paths[1]}/{key:05d}' for key in (4, 5, 6)
+    ]
+    assert sum(item['bad_rows'] for item in items) == 3  # the cut, its sample, pipe:false
+    assert sum(item['seen_rows'] for item in items) == 5 + 3
+
+
+def test_items_carry_their_shard_and_offset(tmp_path):
+    """Offsets count every sample of a shard from 0, bad ones too (a resume point)."""
+    paths, _ = write_shards(tmp_path / 'shards', [3, 2], {1})
+    pipeline = [
+        *BYTES_PIPELINE[:-1],
+        dict(type='PackDaVinciInputs', meta_keys=('key', 'shard', 'offset')),
+    ]
+    dataset = DATASETS.build(
+        dict(type='WebDatasetShards', shards=paths, pipeline=pipeline, shuffle=False)
+    )
+    items = items_of(dataset)
+    assert [(item['shard'], item['offset']) for item in items] == [
+        (paths[0], 0), (paths[0], 2), (paths[1], 0), (paths[1], 1)
+    ]  # fmt: skip
+    sample = items[1]['data_samples']  # the pipeline saw the tags too
+    assert (sample.shard, sample.offset) == (paths[0], 2)
+
+
+def test_shards_split_themselves_under_torch_distributed(tmp_path, monkeypatch):
+    """webdataset's default node splitter raises once RANK/WORLD_SIZE say 2 processes; ours
+    gives this rank its share."""
+    monkeypatch.setenv('RANK', '1')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    paths, _ = write_shards(tmp_path / 'shards', [1, 1, 1, 1])
+    dataset = DATASETS.build(
+        dict(
+            type='WebDatasetShards',
+            shards=paths,
+            pipeline=BYTES_PIPELINE,
+            rank=1,
+            world_size=2,
+            shuffle=False,
+        )
+    )
+    assert [key_of(item) for item in items_of(dataset)] == [
+        f'{paths[1]}/00001', f'{paths[3]}/00003'
+    ]  # fmt: skip
 
 
 # -- TextCorpus --------------------------------------------------------------------------------

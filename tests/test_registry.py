@@ -134,3 +134,18 @@ def test_plugin_selection_setting(setting, name, expected):
 def test_plugin_selection_refuses_a_mixed_setting():
     with pytest.raises(ValueError, match='mixes'):
         plugins.selected('a', 'a,-b')
+
+
+def test_a_core_that_fails_to_import_fails_every_lookup_the_same_way(monkeypatch, tmp_path):
+    """The second lookup must not report 'not registered; did you mean ...' instead of the
+    import error (the loader must not count a failed core as loaded)."""
+    from davinci_zoo import plugins
+
+    (tmp_path / 'broken_core_for_test.py').write_text('raise ImportError("core is broken")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, 'CORE_MODULE', 'broken_core_for_test')
+    monkeypatch.setattr(plugins, '_state', plugins._State())
+    for _ in range(2):
+        with pytest.raises(ImportError, match='core is broken'):
+            MODELS.get('DaVinci')
+    assert not plugins._state.loaded and not plugins._state.loading

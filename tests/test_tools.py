@@ -96,3 +96,57 @@ def test_cli_errors_for_unknown_type_and_mismatched_checkpoint(tmp_path):
     assert last.startswith('error: checkpoint') and 'missing keys' in last
     assert 'net.0.weight (4, 8) vs (16, 8)' in last
     assert 'Traceback' not in mismatch.stderr
+
+
+def test_benchmarks_report_the_device_the_model_ran_on(monkeypatch):
+    """A GPU on the machine does not turn a CPU measurement into a 'cuda' one."""
+    benchmark = load_tool('benchmark')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    info = benchmark.machine_info(torch.nn.Linear(2, 2))
+    assert info['device'] == 'cpu' and info['threads'] == torch.get_num_threads()
+
+
+def test_misspelt_constructor_argument_is_one_line(capsys):
+    """`+model.foo=1` reaches the constructor; the error names the class and what it takes."""
+    code, err = run_in_process(capsys, 'train', TOY_CONFIG, '--cfg-options', '+model.hidden_size=8')
+    assert code == 2 and '\n' not in err
+    assert err == (
+        "error: ToyRegressor has no argument 'hidden_size' (did you mean 'hidden'?); "
+        'check the config and --cfg-options'
+    )
+
+
+def test_wrongly_typed_cfg_option_is_one_line(capsys):
+    code, err = run_in_process(
+        capsys, 'train', TOY_CONFIG, '--cfg-options', 'train_dataloader.batch_size=abc'
+    )
+    assert code == 2
+    assert err == (
+        "error: --cfg-options train_dataloader.batch_size='abc': expected a number "
+        '(the config has 4)'
+    )
+
+
+def test_a_type_error_inside_a_component_keeps_its_traceback():
+    """Only the registry's own call is a config mistake; a TypeError raised by code is a bug."""
+    from davinci_zoo.cli import run_tool as run
+
+    def main(argv):
+        return len(3)
+
+    with pytest.raises(TypeError, match='has no len'):
+        run(main, [])
+
+
+def test_swapping_a_base_dataset_without_delete_names_the_fix(capsys, tmp_path):
+    """A child that gives a base's dataset another type inherits the base's keys; the one-line
+    error says so and names ``_delete_=True``."""
+    child = tmp_path / 'child.py'
+    child.write_text(
+        f"_base_ = ['{REPO / 'configs' / 'tokenizers' / 'vqgan_f4_scenes32.py'}']\n"
+        f"train_dataloader = dict(dataset=dict(type='ImageFolderImages', data_root='{tmp_path}'))\n"
+    )
+    code, err = run_in_process(capsys, 'train', str(child), '--work-dir', str(tmp_path / 'w'))
+    assert code == 2 and '\n' not in err
+    assert err.startswith("error: ImageFolderImages has no argument 'num_scenes' (it takes: ")
+    assert 'add _delete_=True' in err

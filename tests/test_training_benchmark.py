@@ -34,7 +34,7 @@ def test_training_benchmark_counts_forward_and_backward(monkeypatch):
     settings = training.TrainingSettings(batch=4, steps=2, warmup=1, profile_ops=5)
     result = training.run_training_benchmark(model, optim_wrapper, image_size, settings)
 
-    batch = training.scene_batch(4, image_size, 0)
+    batch = training.synthetic_batch(4, image_size, 0)
     assert batch['inputs']['images'].dtype == torch.uint8  # what the data workers deliver
     inputs = model.data_preprocessor(batch, True)['inputs']
     inputs['codes'] = model.image_codes(inputs['images'])

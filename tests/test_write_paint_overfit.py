@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from davinci_zoo_scenes import analyse, parse_caption
 from test_davinci_model import CAPTIONS, SCENES, build_model, texts
 from test_generation import PatchTokenizer
 
 from davinci_zoo.apis import caption, complete, paint
 from davinci_zoo.datasets.mixing import mixed_collate
 from davinci_zoo.models.data_preprocessor import DaVinciDataPreprocessor
-from davinci_zoo.scenes import analyse, parse_caption
 
 CELL = 4
 

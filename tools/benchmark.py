@@ -68,14 +68,16 @@ def add_generation_parser(modes) -> None:
     generation.add_argument('--threads', type=int, help='torch threads (default: torch default)')
 
 
-def machine_info() -> dict:
+def machine_info(module) -> dict:
+    """The versions, threads and processor, and the device the measured ``module`` ran on
+    (these benchmarks run on the CPU: a GPU on the machine does not make them GPU numbers)."""
     import torch
 
     return dict(
         torch=torch.__version__,
         threads=torch.get_num_threads(),
         cpu=platform.processor() or platform.machine(),
-        device='cuda' if torch.cuda.is_available() else 'cpu',
+        device=str(next(module.parameters()).device),
     )
 
 
@@ -118,7 +120,7 @@ def benchmark_tokenizer(args) -> dict:
         dtype='float32',
         encode_images_per_s=args.batch / encode,
         decode_images_per_s=args.batch / decode,
-        **machine_info(),
+        **machine_info(tokenizer),
     )
 
 
@@ -143,7 +145,8 @@ def benchmark_generation(args) -> dict:
         repeats=args.repeats,
         seed=args.seed,
     )
-    return dict(run_generation_benchmark(model, settings), config=args.config, **machine_info())
+    result = run_generation_benchmark(model, settings)
+    return dict(result, config=args.config, **machine_info(model))
 
 
 def benchmark_training(args) -> dict:
@@ -164,7 +167,7 @@ def benchmark_training(args) -> dict:
     logger.setLevel(level)
     settings = TrainingSettings(batch=args.batch, steps=args.steps)
     result = run_training_benchmark(model, optim_wrapper, cfg.model.image_size, settings)
-    return dict(result, config=args.config, **machine_info())
+    return dict(result, config=args.config, **machine_info(model))
 
 
 def main(argv=None):

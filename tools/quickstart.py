@@ -30,12 +30,9 @@ from davinci_zoo.cli import UserError, run_tool
 
 TOKENIZER_CONFIG = osp.join(REPO, 'configs', 'tokenizers', 'vqgan_f4_scenes32.py')
 DAVINCI_CONFIG = osp.join(REPO, 'configs', 'davinci_tiny_scenes32.py')
-# The smoke run (CI; 3.9-4.1 minutes on 2 cores here): a tokenizer that reads back most scenes
-# (batch 8 x 1100 steps: analyser accuracy 0.74 with 2 threads; 1000 steps: 0.66) and a DaVinci
-# trained just long enough to write and paint most one-object scenes. Caption / paint accuracy
-# over the seen held-out scenes, batch 16 x 320 steps: 0.67 / 0.28 (2 threads); 340 steps:
-# 0.67 / 0.34; 300 steps (1 thread, the 1000-step tokenizer): 0.57 / 0.23; README. Its training
-# set is the first 20k of the 200k scenes (generating them all takes ~5 s; the run draws 5k).
+# The smoke run (CI): a tokenizer that reads back most scenes and a DaVinci trained just long
+# enough to write and paint most one-object scenes, on the first 20k of the 200k training
+# scenes; its measurements are in docs/experiments/quickstart.md.
 SMOKE = dict(
     tokenizer_iters=1100,
     davinci_iters=320,
@@ -82,17 +79,6 @@ def read_json(path: str) -> dict:
         return json.load(f)
 
 
-def export_tokenizer(checkpoint: str, out_path: str) -> None:
-    """Write the trained tokenizer's weights (without the trainer wrapper) as safetensors."""
-    from davinci_zoo.checkpoint import load_checkpoint_file, save_checkpoint_file, state_dict_of
-
-    state = state_dict_of(load_checkpoint_file(checkpoint))
-    tokenizer = {
-        k.removeprefix('tokenizer.'): v for k, v in state.items() if k.startswith('tokenizer.')
-    }
-    save_checkpoint_file({'state_dict': tokenizer, 'meta': {'source': checkpoint}}, out_path)
-
-
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
@@ -137,6 +123,8 @@ def main(argv=None):
     )
     tok_ckpt = _last_checkpoint(tok_dir)
     tok_weights = osp.join(tok_dir, 'vqgan.safetensors')
+    from davinci_zoo.models.tokenizer_export import export_tokenizer  # = tools/export_tokenizer.py
+
     export_tokenizer(tok_ckpt, tok_weights)
     scores = osp.join(work, 'tokenizer_metrics.json')
     run_step(

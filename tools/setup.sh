@@ -23,5 +23,6 @@ python -m pip install --disable-pip-version-check -q \
     -e ".[dev]" \
     -e plugins/vqgan \
     -e plugins/dvae \
-    -e plugins/clip
+    -e plugins/clip \
+    -e plugins/scenes
 echo "setup: done ($(python -c 'import davinci_zoo; print("davinci-zoo", davinci_zoo.__version__)'))"

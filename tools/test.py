@@ -54,7 +54,18 @@ def main(argv=None):
         raise UserError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_config(args.config)
     apply_cfg_options(cfg, args.cfg_options)
+    tokenizer = cfg.get('model', {}).get('image_tokenizer')
+    if isinstance(tokenizer, dict) and tokenizer.get('checkpoint'):
+        tokenizer.checkpoint = None  # the tested checkpoint holds the tokenizer's weights too
     check_input_paths(cfg, ('model', 'test_dataloader'))
+    if not cfg.get('test_evaluator'):
+        raise UserError(
+            f'config {args.config} has no test_evaluator, so nothing would be scored; for '
+            "image-caption sets use test_evaluator = dict(type='WritePaintMetric') "
+            '(docs/custom_data.md)'
+        )
+    # Testing builds nothing of training (hooks that read runner.iter would build its data).
+    cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = cfg.param_scheduler = None
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     set_work_dir(cfg, args.config, args.work_dir)

@@ -23,8 +23,8 @@ model = dict(
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-val_evaluator = dict(type='ReconstructionMetric', codebook_size=codebook_size)
-test_evaluator = val_evaluator
+val_evaluator = dict(type='SceneReconstructionMetric', codebook_size=codebook_size)
+test_evaluator = dict(type='SceneReconstructionMetric', codebook_size=codebook_size)
 
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.99)))
 param_scheduler = [

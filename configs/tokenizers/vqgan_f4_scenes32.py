@@ -1,13 +1,6 @@
 # A tiny VQGAN for the procedural scenes: 32 px -> 8x8 codes from 1024 entries, ~0.5M
-# parameters, cell-local encoder, EMA codebook with dead-code restarts.
-# Its learning is bound by updates, not images: measured on the quick start's 2-px-grid scenes
-# (500 held-out renders, analyser accuracy on reconstructions / PSNR; 1 thread each, two runs
-# side by side): batch 8 x 1400 steps 1.0 / 36.7 dB (115 s); batch 8 x 1100 0.986 / 33.6;
-# batch 8 x 1000 0.94 / 32.2 (89 s); batch 16 x 600 0.83; batch 64 x 300 0.08. In the quick
-# start (2 threads, nothing else running) batch 8 x 1400 trained in 94 s to 0.96 / 32.6 dB; the
-# earlier recipe, batch 16 x 1100, in 124 s to 1.0 / 34.1 dB.
-# Earlier measured choices (with taming's encoder): 1024 codes beat 512. The cell-local
-# encoder makes the background one code (DaVinci can learn to paint it).
+# parameters, cell-local encoder, EMA codebook with dead-code restarts. Measurements behind its
+# settings: docs/experiments/quickstart.md.
 #   python tools/train.py configs/tokenizers/vqgan_f4_scenes32.py
 #   python tools/test.py configs/tokenizers/vqgan_f4_scenes32.py \
 #       work_dirs/vqgan_f4_scenes32/iter_1400.pth
@@ -18,7 +11,7 @@ _base_ = [
 ]
 
 codebook_size = 1024
-train_dataloader = dict(batch_size=8)
+train_dataloader = dict(batch_size=8)  # bound by updates, not images: small batches, many steps
 model = dict(
     type='ImageTokenizerTrainer',
     image_tokenizer={{_base_.image_tokenizer}},
@@ -29,8 +22,8 @@ max_iters = 1400
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-val_evaluator = dict(type='ReconstructionMetric', codebook_size=codebook_size)
-test_evaluator = val_evaluator
+val_evaluator = dict(type='SceneReconstructionMetric', codebook_size=codebook_size)
+test_evaluator = dict(type='SceneReconstructionMetric', codebook_size=codebook_size)
 
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, betas=(0.9, 0.99)))
 param_scheduler = [

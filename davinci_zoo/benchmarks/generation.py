@@ -86,7 +86,8 @@ class UncachedState:
 
     Each :meth:`step` appends the new ids and re-runs the decoder over the whole prefix,
     recomputing the cross-attention keys/values of the memory, as the original's own
-    generators did (DAVINCI.md 6). Rows: ids [N, t], memory [N, S, D], memory mask [N, S].
+    generators did (docs/original.md section 6). Rows: ids [N, t], memory [N, S, D],
+    memory mask [N, S].
     """
 
     def __init__(self, model, memory: torch.Tensor, memory_mask: torch.Tensor) -> None:

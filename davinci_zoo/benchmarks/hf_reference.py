@@ -1,8 +1,8 @@
 """Hugging Face ``BertLMHeadModel`` holding a DaVinci decoder's weights (the reference decoder).
 
 The original DaVinci decoder *is* a transformers ``BertLMHeadModel`` (``is_decoder=True``,
-``add_cross_attention=True``; DAVINCI.md 1.4), and our decoder layers compute the same post-LN
-BERT math under the same parameter names, so its weights map one to one:
+``add_cross_attention=True``; docs/original.md section 1.4), and our decoder layers compute
+the same post-LN BERT math under the same parameter names, so its weights map one to one:
 
     ours                                     Hugging Face
     encoder.embeddings.word_embeddings       bert.embeddings.word_embeddings and

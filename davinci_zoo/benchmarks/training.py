@@ -46,15 +46,49 @@ def matmul_flops_per_second(repeats: int = 5) -> float:
     return 2 * MATMUL_SIZE**3 / best
 
 
-def scene_batch(batch: int, image_size: int, seed: int) -> dict:
-    """A collated batch of procedural scenes as the data workers deliver it: uint8 images
-    [B, 3, S, S] and tokenised captions (``mixed_collate`` of packed items)."""
-    from davinci_zoo.datasets.mixing import mixed_collate
-    from davinci_zoo.datasets.scene_dataset import ProceduralScenes
+CAPTION_WORDS = (
+    'a',
+    'small',
+    'large',
+    'red',
+    'blue',
+    'circle',
+    'square',
+    'in',
+    'the',
+    'top',
+    'left',
+)
 
-    pipeline = [dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')]
-    scenes = ProceduralScenes(batch, image_size, seed=seed, two_object_prob=0.5, pipeline=pipeline)
-    return mixed_collate([scenes[index] for index in range(batch)])
+
+def synthetic_batch(batch: int, image_size: int, seed: int) -> dict:
+    """A collated batch as the data workers deliver it, from seeded noise: uint8 images
+    [B, 3, S, S] and tokenised captions of 8-14 words (``mixed_collate`` of packed items).
+    The step's cost depends on the shapes, not on what the pixels and words are."""
+    from davinci_zoo.datasets.mixing import mixed_collate
+    from davinci_zoo.datasets.transforms import build_pipeline
+
+    rng = np.random.default_rng(seed)
+    pack = build_pipeline(
+        [dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')]
+    )
+    items = []
+    for index in range(batch):
+        image = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+        words = rng.choice(CAPTION_WORDS, size=int(rng.integers(8, 15)))
+        shape = image.shape[:2]
+        items.append(
+            pack(
+                dict(
+                    img=image,
+                    img_shape=shape,
+                    ori_shape=shape,
+                    caption=' '.join(words),
+                    sample_idx=index,
+                )
+            )
+        )
+    return mixed_collate(items)
 
 
 def count_flops(function) -> int:
@@ -92,7 +126,7 @@ def run_training_benchmark(model, optim_wrapper, image_size: int, settings: Trai
     """Measure one config's training step; returns a JSON-ready dict."""
     torch.manual_seed(settings.seed)
     model.train()
-    batch = scene_batch(settings.batch, image_size, settings.seed)
+    batch = synthetic_batch(settings.batch, image_size, settings.seed)
     images = model.data_preprocessor(batch, True)['inputs']['images']
     encode_flops = count_flops(lambda: model.image_codes(images))
     start = time.perf_counter()

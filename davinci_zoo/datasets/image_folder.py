@@ -19,18 +19,23 @@ logger = logging.getLogger(__name__)
 
 @DATASETS.register_module()
 class ImageFolderImages(Dataset):
-    """Every image file below ``data_root`` (``.jpg .jpeg .png .bmp .webp``, any depth).
+    """Every image file below ``data_root`` (``.jpg .jpeg .png .bmp .webp``, any depth), for
+    image tokenizers: images without captions.
 
     Args:
-        data_root: the folder.
-        pipeline: transforms from ``dict(img_path=file, sample_idx=index)`` to an item, e.g.
-            ``LoadImageFromFile``, ``ResizeEdge``, ``CenterCrop``, ``PackDaVinciInputs``.
-        max_bad_fraction: more bad files than this share stops with an error instead of
-            training on what is left.
+        data_root: the folder; searched recursively, files sorted by path (item ``i`` is the
+            i-th readable file). Other files (``.json``, ``.txt``, ...) are ignored.
+        pipeline: transforms from ``dict(img_path=<file>, sample_idx=i)`` to an item, e.g.
+            ``LoadImageFromFile``, ``ResizeEdge``, ``CenterCrop``, ``PackDaVinciInputs``
+            (``configs/_base_/datasets/image_folder_32.py``, ``image_folder_256.py``).
+        max_bad_fraction: the largest share of unreadable files (default 0.1) before the
+            dataset stops with a ValueError instead of training on what is left.
 
     Files that cannot be decoded are skipped: the ones found at start-up (a quick header check)
     are left out and counted in :attr:`num_skipped`; one that fails later in the pipeline is
-    replaced by the next good image, counted, and logged.
+    replaced by the next good image, counted, and logged. A missing folder, or one without a
+    readable image, is a FileNotFoundError. A map-style dataset: use it with mmengine's
+    samplers (``sampler=dict(type='InfiniteSampler')``).
     """
 
     def __init__(

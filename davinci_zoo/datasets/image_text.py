@@ -69,16 +69,21 @@ class ImageTextAnnotations(Dataset):
     """Image paths and captions from json/jsonl annotation files (COCO, VG, CC3M converted).
 
     Args:
-        ann_file: one file or a list; ``.json`` holds a list of objects, ``.jsonl`` one
-            object per line. Each object has an image path and a caption (a string, or a
-            list: :class:`~.transforms.PreCaption` draws one at each access).
+        ann_file: one file or a list (read as one, in order); ``.json`` holds a list of
+            objects, ``.jsonl`` (or ``.jsonl.gz``) one object per line, e.g.
+            ``{"image": "images/0001.jpg", "caption": "a red ball on the grass"}``. A caption
+            is a string or a list of strings (:class:`~.transforms.PreCaption` draws one at
+            each access; :class:`~.caption_references.KeepCaptionReferences` keeps them all).
         pipeline: transforms from ``dict(img_path=data_root/path, caption=raw caption,
             sample_idx=row index)`` to a packed item (see :mod:`.transforms`).
-        data_root: directory relative image paths start from.
-        image_key, caption_key: the objects' keys.
+        data_root: directory relative image paths start from ('' : the working directory;
+            absolute paths in the file are used as they are).
+        image_key, caption_key: the objects' keys (default ``image``, ``caption``).
         label_key: the key of an integer class label, given to the pipeline as ``gt_label``
             (for classification heads); None: no label.
-        max_bad_fraction, min_rows: when the dataset stops with BadDataError.
+        max_bad_fraction: the largest share of bad rows (default 0.01) before the dataset
+            stops with BadDataError; None: never.
+        min_rows: rows read before that share is judged (default 1000).
 
     Item ``index``: the pipeline's output for row ``index`` plus ``bad_rows`` and
     ``seen_rows``. A bad row is skipped for the next row and counted.

@@ -45,19 +45,30 @@ def expand_braces(pattern: str) -> list[str]:
     ]
 
 
-def resolve_files(files: str | list[str], suffixes: tuple[str, ...], what: str) -> list[str]:
+def is_remote(name: str) -> bool:
+    """A URL (``scheme://...``) or a ``pipe:`` command rather than a local path."""
+    return '://' in name or name.startswith('pipe:')
+
+
+def resolve_files(
+    files: str | list[str], suffixes: tuple[str, ...], what: str, remote: bool = False
+) -> list[str]:
     """Files named by paths, directories (their files with ``suffixes``), globs or braces.
 
-    Raises FileNotFoundError naming the first path that does not exist.
+    With ``remote``, URLs and ``pipe:`` commands are kept as named (braces expanded); without,
+    they are a ValueError. Raises FileNotFoundError naming the first path that does not exist.
     """
     entries = [files] if isinstance(files, (str, os.PathLike)) else list(files)
     found: list[str] = []
     for entry in map(str, entries):
-        if '://' in entry or entry.startswith('pipe:'):
-            raise ValueError(
-                f'{what}: {entry} is not a local path; copy the files to this '
-                'machine first (see docs/data.md)'
-            )
+        if is_remote(entry):
+            if not remote:
+                raise ValueError(
+                    f'{what}: {entry} is not a local path; copy the files to this '
+                    'machine first (see docs/data.md)'
+                )
+            found.extend(expand_braces(entry))
+            continue
         if any(char in entry for char in '*?['):
             found.extend(sorted(glob.glob(entry)))
             continue
@@ -100,8 +111,9 @@ class RowStream(IterableDataset):
     skipped.
 
     Subclasses set ``suffixes`` and implement ``read_rows(path)`` (yield ``(row name, raw)``;
-    a raw value that is a :class:`BadRow` reports a file that could not be read further) and
-    ``row_fields(raw)`` (the row's fields as a dict, or raise BadRow).
+    a raw value that is a :class:`BadRow` reports a file that could not be read further) or
+    ``read_files`` (the same for a run of files), and ``row_fields(raw)`` (the row's fields as
+    a dict, or raise BadRow). ``remote_files`` lets URLs and ``pipe:`` commands through.
 
     Args:
         files: files, directories, globs or brace patterns (``shard-{0000..0099}.tar``).
@@ -119,6 +131,7 @@ class RowStream(IterableDataset):
     """
 
     suffixes: tuple[str, ...] = ()
+    remote_files = False
 
     def __init__(
         self,
@@ -133,7 +146,7 @@ class RowStream(IterableDataset):
         min_rows: int = 1000,
         length: int | None = None,
     ) -> None:
-        self.files = resolve_files(files, self.suffixes, type(self).__name__)
+        self.files = resolve_files(files, self.suffixes, type(self).__name__, self.remote_files)
         self.pipeline = build_pipeline(pipeline)
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
@@ -150,7 +163,7 @@ class RowStream(IterableDataset):
         if self.length is None:
             if self.infinite:
                 return ENDLESS
-            rows = sum(1 for path in self.files for _ in self.read_rows(path))
+            rows = sum(1 for _ in self.read_files(self.files, 0, 1))
             self.length = -(-rows // self.world_size)
         return self.length
 
@@ -174,20 +187,21 @@ class RowStream(IterableDataset):
         order = np.random.default_rng(self.seed + epoch).permutation(len(self.files))
         return [self.files[i] for i in order]
 
+    def read_files(self, files: list[str], first: int, step: int):
+        """Yield ``(file, row name, raw)`` for every row of ``files[first::step]``, in order."""
+        for path in files[first::step]:
+            for row, raw in self.read_rows(path):
+                yield path, row, raw
+
     def rows_for_consumer(self, epoch: int, slot: int, num_slots: int):
         """Yield ``(file, row name, raw)`` for the rows consumer ``slot`` reads in one pass."""
         files = self.files_in_order(epoch)
         if len(files) >= num_slots:
-            for path in files[slot::num_slots]:
-                for row, raw in self.read_rows(path):
-                    yield path, row, raw
+            yield from self.read_files(files, slot, num_slots)
             return
-        position = 0
-        for path in files:
-            for row, raw in self.read_rows(path):
-                if position % num_slots == slot:
-                    yield path, row, raw
-                position += 1
+        for position, found in enumerate(self.read_files(files, 0, 1)):
+            if position % num_slots == slot:
+                yield found
 
     def __iter__(self) -> Iterator[dict]:
         slot, num_slots = consumer_slot(self.rank, self.world_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 
@@ -9,27 +10,35 @@ import numpy as np
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from ..registry import HOOKS
 
 
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Save the Python, numpy and torch random states in checkpoints and restore them on resume.
+    """Save the Python, numpy, torch CPU and CUDA random states in checkpoints and restore them
+    on resume.
 
     mmengine re-seeds on resume, so anything random inside a training step (dropout, random
     split points, data augmentation in the main process) would diverge from an uninterrupted
-    run. With this hook a resumed run continues the same random stream.
+    run. With this hook a resumed run continues the same random stream. On a GPU the dropout
+    masks come from the CUDA generator of the process's current device, so its state is saved
+    too (``cuda``, absent when CUDA is not initialised); a checkpoint saved on a GPU and resumed
+    without one restores the rest and warns.
     """
 
     priority = 'VERY_LOW'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['rng_state'] = {
+        state = {
             'python': random.getstate(),
             'numpy': np.random.get_state(legacy=False),
             'torch': torch.get_rng_state(),
         }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state['cuda'] = torch.cuda.get_rng_state()  # the current device's generator
+        checkpoint['rng_state'] = state
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('rng_state')
@@ -39,6 +48,17 @@ class RNGStateHook(Hook):
         random.setstate((version, tuple(internal), gauss))
         np.random.set_state(state['numpy'])
         torch.set_rng_state(state['torch'])
+        if 'cuda' not in state:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.set_rng_state(state['cuda'])
+        else:
+            print_log(
+                'RNGStateHook: the checkpoint holds a CUDA random state but CUDA is not '
+                'available; GPU dropout masks of the resumed run will differ',
+                logger='current',
+                level=logging.WARNING,
+            )
 
 
 @HOOKS.register_module()

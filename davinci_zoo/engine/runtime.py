@@ -1,4 +1,4 @@
-"""Make mmengine 0.10.7 safe and CPU-friendly on torch >= 2.6 (STACK.md 2a, 2b).
+"""Make mmengine 0.10.7 safe and CPU-friendly on torch >= 2.6 (docs/stack.md sections 2.1, 2.2).
 
 :func:`setup_runtime` is idempotent and is called by ``tools/train.py`` and ``tools/test.py``
 (and by :func:`davinci_zoo.apis` entry points) before a Runner is built:
@@ -110,7 +110,7 @@ def find_resumable_checkpoint(work_dir: str | os.PathLike) -> str | None:
 
 
 def prepare_cpu_distributed(cfg) -> None:
-    """Let ``--launcher pytorch`` run on CPU processes with gloo (STACK.md 2b).
+    """Let ``--launcher pytorch`` run on CPU processes with gloo (docs/stack.md section 2.2).
 
     mmengine's own ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper passes
     ``device_ids=[local_rank]``; both fail without a GPU. Initialising the gloo process group

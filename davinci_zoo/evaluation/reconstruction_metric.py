@@ -1,4 +1,4 @@
-"""How well an image tokenizer reconstructs: PSNR, SSIM, codebook usage, scene analyser accuracy."""
+"""How well an image tokenizer reconstructs: PSNR, SSIM, codebook usage, perplexity."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
-from ..scenes import analyse, parse_caption
 from .image_quality import psnr, ssim
 
 
@@ -21,10 +20,10 @@ class ReconstructionMetric(BaseMetric):
         codebook_size: the tokenizer's codebook size (for the usage share).
 
     Reports ``psnr`` and ``ssim`` (means over images), ``codebook_usage`` (share of codes used
-    at least once), ``perplexity`` (of the code histogram over the whole set) and, for images
-    with scene captions, ``analyser_accuracy`` (the analyser reads the reconstruction back as
-    the caption says; this caps what painting can reach) next to ``analyser_accuracy_original``
-    (the same on the originals, a sanity check that should be ~1).
+    at least once) and ``perplexity`` (of the code histogram over the whole set).
+
+    Subclasses add their own scores per image by extending :meth:`score_image` (one dict per
+    image) and :meth:`compute_metrics` (e.g. the scenes plugin's analyser accuracy).
     """
 
     default_prefix = 'reconstruction'
@@ -37,19 +36,18 @@ class ReconstructionMetric(BaseMetric):
 
     def process(self, data_batch, data_samples) -> None:
         for sample in data_samples:
-            images = sample['images'][None].float()
-            reconstruction = sample['reconstruction'][None].float().clamp(0, 1)
-            counts = torch.bincount(sample['codes'].flatten(), minlength=self.codebook_size)
-            result = dict(
-                psnr=float(psnr(reconstruction, images)[0]),
-                ssim=float(ssim(reconstruction, images)[0]),
-                code_counts=counts.numpy(),
-            )
-            description = parse_caption(sample.get('caption') or '')
-            if description is not None:
-                result['analysed'] = analyse(_to_uint8(reconstruction[0])) == description
-                result['analysed_original'] = analyse(_to_uint8(images[0])) == description
-            self.results.append(result)
+            images = sample['images'].float()
+            reconstruction = sample['reconstruction'].float().clamp(0, 1)
+            self.results.append(self.score_image(sample, reconstruction, images))
+
+    def score_image(self, sample: dict, reconstruction: torch.Tensor, image: torch.Tensor) -> dict:
+        """One image's results: reconstruction and image [3, H, W] in [0, 1]."""
+        counts = torch.bincount(sample['codes'].flatten(), minlength=self.codebook_size)
+        return dict(
+            psnr=float(psnr(reconstruction[None], image[None])[0]),
+            ssim=float(ssim(reconstruction[None], image[None])[0]),
+            code_counts=counts.numpy(),
+        )
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         counts = np.sum([r['code_counts'] for r in results], axis=0)
@@ -61,16 +59,4 @@ class ReconstructionMetric(BaseMetric):
             codebook_usage=float((counts > 0).mean()),
             perplexity=math.exp(entropy),
         )
-        scored = [r for r in results if 'analysed' in r]
-        if scored:
-            metrics['analyser_accuracy'] = float(np.mean([r['analysed'] for r in scored]))
-            metrics['analyser_accuracy_original'] = float(
-                np.mean([r['analysed_original'] for r in scored])
-            )
-            metrics['analysed_images'] = len(scored)
         return metrics
-
-
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8."""
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()

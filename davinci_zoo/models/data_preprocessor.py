@@ -9,7 +9,7 @@ from mmengine.model import BaseDataPreprocessor
 
 from ..registry import BATCH_AUGMENTS, MODELS
 
-#: CLIP's normalisation on the [0, 255] scale (the original's, DAVINCI.md 2.1).
+#: CLIP's normalisation on the [0, 255] scale (the original's, docs/original.md section 2.1).
 CLIP_MEAN = (122.770938, 116.7460125, 104.09373615)
 CLIP_STD = (68.5005327, 66.6321579, 70.32316305)
 

@@ -1,6 +1,6 @@
-# Pretraining data (DAVINCI.md 2.1): image-text pairs (COCO + VG + CC3M-style shards) and the
-# C4 text corpus, mixed in every step with a fixed number of samples per source (the original:
-# 64 pairs + 64 documents per GPU). Prepare them as docs/data.md says.
+# Pretraining data (docs/original.md section 2.1): image-text pairs (COCO + VG + CC3M-style
+# shards) and the C4 text corpus, mixed in every step with a fixed number of samples per source
+# (the original: 64 pairs + 64 documents per GPU). Prepare them as docs/data.md says.
 data_image_size = 256  # = the model's image_size
 counts = dict(pairs=64, text=64)
 

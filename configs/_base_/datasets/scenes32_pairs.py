@@ -2,12 +2,8 @@
 # held-out colour/shape pairs; the test set is 400 fresh renders (half with two objects) from
 # another seed, held-out pairs included (reported separately as unseen combinations).
 image_size = 32
-# Objects jitter in whole steps of 2 px at 32 px (``jitter_step`` 1/16 of the side; the
-# scenes' default is continuous jitter). With continuous jitter an object's cells fall into
-# ~120k distinct 4x4 patches that the tokenizer's codes only approximate; on the 2-px grid
-# there are ~800 (the 1024 codes hold them all). Measured with the quick start's DaVinci (640
-# steps, input_noise 0.5), greedy paint accuracy one / two objects: continuous 0.0 / 0.0,
-# 2-px grid 0.26 / 0.08.
+# Objects jitter in steps of 2 px (1/16 of the side; the scenes' default is continuous), so
+# their 4x4 cells come in ~800 patches the tokenizer's 1024 codes hold exactly.
 jitter_step = 1 / 16
 # Captions are tokenised once, in the data workers; packing makes the model inputs.
 pipeline = [dict(type='TokenizeText', keys=['caption']), dict(type='PackDaVinciInputs')]

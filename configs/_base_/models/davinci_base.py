@@ -1,6 +1,7 @@
-# DaVinci base (DAVINCI.md 1): ResNet-101 stages 1-3 (stride 16) -> 768-d tokens, a 6-layer
-# bidirectional encoder and a 6-layer causal decoder (768 wide, 12 heads, FFN 3072, post-LN,
-# GELU, LayerNorm eps 1e-12, dropout 0.1), the taming VQGAN f16/1024 as image tokenizer.
+# DaVinci base (docs/original.md section 1): ResNet-101 stages 1-3 (stride 16) -> 768-d
+# tokens, a 6-layer bidirectional encoder and a 6-layer causal decoder (768 wide, 12 heads, FFN
+# 3072, post-LN, GELU, LayerNorm eps 1e-12, dropout 0.1), the taming VQGAN f16/1024 as image
+# tokenizer.
 # Visual vocabulary, code grid and image positions (16x16 + 1 = 257) follow the tokenizer.
 image_size = 256
 model = dict(

@@ -11,13 +11,9 @@ image_tokenizer = dict(
     codebook_size=1024,
     resolution=32,
     norm_groups=8,
-    # Each code sees only its own 4x4 cell, so the plain background is one code (with taming's
-    # encoder it spread over hundreds of codes that depended on the rest of the image).
-    cell_local_encoder=True,
+    cell_local_encoder=True,  # each code sees only its 4x4 cell: the background is one code
     codebook_update='ema',
     restart_interval=50,
-    # Objects cover a quarter of the cells, so their codes are rare: only codes unused for
-    # many batches count as dead (a threshold near 1 per batch would keep restarting them).
-    dead_code_threshold=0.02,
+    dead_code_threshold=0.02,  # object codes are rare: dead only when unused for many batches
     checkpoint=None,  # the quick start sets the trained weights
 )

@@ -1,7 +1,7 @@
-# The paper's pretraining recipe (DAVINCI.md 2.7): AdamW lr 2e-4, weight decay 0.01 (not on
-# biases, norms, position tables, the cls token or the relative bias tables -- the original
-# decayed those: set their decay_mult to 1.0 to reproduce it), gradient clipping 1.0, linear
-# warm-up then linear decay to 0. The original trained 40 epochs of 1,335,283 pairs at
+# The paper's pretraining recipe (docs/original.md section 2.7): AdamW lr 2e-4, weight decay
+# 0.01 (not on biases, norms, position tables, the cls token or the relative bias tables -- the
+# original decayed those: set their decay_mult to 1.0 to reproduce it), gradient clipping 1.0,
+# linear warm-up then linear decay to 0. The original trained 40 epochs of 1,335,283 pairs at
 # 64 x 8 GPUs: ~2,600 steps per epoch.
 steps_per_epoch = 2_600
 max_iters = 40 * steps_per_epoch

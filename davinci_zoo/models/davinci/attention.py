@@ -2,7 +2,8 @@
 (written out on a CPU when attention dropout is on: :mod:`.dropout`).
 
 The original divides its additive mask by sqrt(head_dim) too (-10000/8 instead of -10000,
-DAVINCI.md 1.3); both are "minus infinity" in fp32, so a plain additive bias is used here.
+docs/original.md section 1.3); both are "minus infinity" in fp32, so a plain additive bias is
+used here.
 
 For decoding, keys/values may be shared by groups of query rows (the memory of one input,
 read by all its beams or samples: stored once, not repeated), and :class:`KeyValueCache`
@@ -103,7 +104,8 @@ def ungroup_rows(out: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 class RelativePositionBias2d(nn.Module):
-    """A learned bias per head for each 2-D offset between image tokens (DAVINCI.md 1.3).
+    """A learned bias per head for each 2-D offset between image tokens
+    (docs/original.md section 1.3).
 
     The table covers a ``grid`` of (rows, cols) -- offsets in [-(rows-1), rows-1] x
     [-(cols-1), cols-1] -- and is indexed by each input's actual (h, w) <= grid. Loading a

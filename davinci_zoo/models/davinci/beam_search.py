@@ -5,8 +5,9 @@ each step scores all K*V continuations of an input at once, keeps the best K and
 cache rows with one index (no Python loop over hypotheses). A beam's parent is always a beam
 of the same input, so the reorder moves only the self-attention cache: the input's memory,
 stored once for its K beams, stays where it is. As in Hugging Face's beam search
-(which the original used, DAVINCI.md 4.4): of the 2K best continuations, one ending in EOS
-is finished when it ranks among the first K, the others that do not end in EOS continue.
+(which the original used, docs/original.md section 4.4): of the 2K best continuations, one
+ending in EOS is finished when it ranks among the first K, the others that do not end in EOS
+continue.
 Finished hypotheses go to a pool of the K best per input, scored by
 
     sum of log-probabilities / (new tokens, EOS included) ** length_penalty.

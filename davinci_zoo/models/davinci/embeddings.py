@@ -1,4 +1,7 @@
-"""BERT text embeddings: word + position + token type, LayerNorm, dropout (DAVINCI.md 1.3)."""
+"""BERT text embeddings: word + position + token type, LayerNorm, dropout.
+
+As in the original (docs/original.md section 1.3).
+"""
 
 from __future__ import annotations
 

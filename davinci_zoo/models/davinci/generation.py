@@ -2,7 +2,7 @@
 
 The encoder runs once per input; the decoder's cross-attention keys/values are computed
 once and stored once per input; each step feeds only the newest token and writes its
-self-attention keys/values into preallocated buffers (DESIGN.md 4). Many samples (or beams)
+self-attention keys/values into preallocated buffers. Many samples (or beams)
 of one input share its encoder output and its cross-attention keys/values: only the
 self-attention cache has a row per hypothesis (copied after the prompt step, gathered when
 beams are reordered); nothing is encoded twice. Beam search (:mod:`.beam_search`) builds on

@@ -1,8 +1,11 @@
-"""The image embedder: a ResNet trunk (stem + stages 1-3) as patch tokens (DAVINCI.md 1.2).
+"""The image embedder: a ResNet trunk (stem + stages 1-3) as patch tokens
+(docs/original.md section 1.2).
 
-Parameter names follow torchvision's ResNet (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so an
-ImageNet torchvision weight file initialises it directly and the original's ``visual_encoder``
-keys map one to one. ResNet-101 (blocks 3, 4, 23) with stride 16 is the base layout; wide
+The stages are torchvision's ResNet bottleneck blocks (imported when a model is built); the
+stem is built here because tiny layouts change its width, stride and pooling. Parameter names
+are torchvision's ResNet ones (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so an ImageNet
+torchvision weight file initialises it directly and the original's ``visual_encoder`` keys map
+one to one. ResNet-101 (blocks 3, 4, 23) with stride 16 is the base layout; wide
 ResNet-101-2 doubles the bottleneck width; tiny layouts shrink depth, widths and stride.
 """
 
@@ -15,37 +18,23 @@ from ...checkpoint import load_checkpoint_file, state_dict_of
 from ...registry import BACKBONES
 
 
-class Bottleneck(nn.Module):
-    """ResNet v1.5 bottleneck (stride on the 3x3 conv): [B, C_in, H, W] -> [B, 4p, H/s, W/s].
+def bottleneck(in_channels: int, planes: int, stride: int, width_per_group: int) -> nn.Module:
+    """torchvision's ResNet v1.5 bottleneck (stride on the 3x3 conv).
 
-    ``planes`` p sets the output (4p channels); ``width`` the inner 3x3 conv (p for ResNet,
-    2p for wide ResNet-2).
+    [B, C_in, H, W] -> [B, 4p, H/s, W/s] for ``planes`` p; the inner 3x3 conv is
+    ``p * width_per_group / 64`` wide. The shortcut projection is made last, as before the
+    block came from torchvision, so a seeded initialisation gives the same weights.
     """
+    from torchvision.models.resnet import Bottleneck
 
-    expansion = 4
-
-    def __init__(self, in_channels: int, planes: int, stride: int, width: int) -> None:
-        super().__init__()
-        out_channels = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + identity)
+    block = Bottleneck(in_channels, planes, stride, base_width=width_per_group)
+    out_channels = planes * Bottleneck.expansion
+    if stride != 1 or in_channels != out_channels:
+        block.downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+    return block
 
 
 @BACKBONES.register_module()
@@ -68,7 +57,7 @@ class ResNetImageEmbedder(nn.Module):
 
     The token grid stride is ``stem_stride * (2 if stem_pool) * 2 ** (len(stage_blocks) - 1)``
     (16 for the base layout). Positions are added by slicing the first rows of the table, so a
-    prefix image of the top rows gets the positions of those rows (DAVINCI.md 1.2).
+    prefix image of the top rows gets the positions of those rows (docs/original.md section 1.2).
 
     The trunk runs channels-last (NHWC): oneDNN's and cuDNN's convolutions prefer it (base
     trunk, batch 8 at 256 px, forward + backward on 2 CPU cores: 1.7 s against 2.2-2.4 s), and
@@ -96,12 +85,13 @@ class ResNetImageEmbedder(nn.Module):
         channels = stem_channels
         for index, blocks in enumerate(stage_blocks):
             planes = base_planes * 2**index
-            width = planes * width_per_group // 64
             stride = 1 if index == 0 else 2
             stage = []
             for block in range(blocks):
-                stage.append(Bottleneck(channels, planes, stride if block == 0 else 1, width))
-                channels = planes * Bottleneck.expansion
+                stage.append(
+                    bottleneck(channels, planes, stride if block == 0 else 1, width_per_group)
+                )
+                channels = planes * 4  # the bottleneck's expansion
             setattr(self, f'layer{index + 1}', nn.Sequential(*stage))
         self.num_stages = len(stage_blocks)
         self.stride = stem_stride * (2 if stem_pool else 1) * 2 ** (len(stage_blocks) - 1)

@@ -1,7 +1,7 @@
 """Post-LN BERT layers (GELU, LayerNorm eps 1e-12), with the original's parameter names.
 
 A layer is ``attention`` (self) [+ ``crossattention``] + ``intermediate`` + ``output``, each
-block ``x = LayerNorm(x + dropout(dense(block(x))))`` (DAVINCI.md 1.3-1.4).
+block ``x = LayerNorm(x + dropout(dense(block(x))))`` (docs/original.md sections 1.3, 1.4).
 """
 
 from __future__ import annotations

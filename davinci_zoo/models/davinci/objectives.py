@@ -3,7 +3,7 @@
 Randomness (split points) comes from numpy's global generator, which mmengine seeds and
 :class:`~davinci_zoo.engine.hooks.RNGStateHook` saves, so resumed runs repeat exactly. With
 ``randomness=dict(seed=..., diff_rank_seed=True)`` every rank draws its own split points; the
-original used one split point for all ranks (DAVINCI.md 7, 8.2).
+original used one split point for all ranks (docs/original.md sections 7, 8.2).
 """
 
 from __future__ import annotations
@@ -170,10 +170,10 @@ class PrefixImage(Objective):
             [0, h - 1] whose pixel boundary both the tokenizer cell and the embedder stride
             divide (r = 0 is plain text-to-image); ``'static'`` always uses r = 0. (The
             released original asked for dynamic but, through a schedule quirk, always used
-            r = 0: DAVINCI.md 8.1. Here dynamic means dynamic.)
+            r = 0: docs/original.md section 8.1. Here dynamic means dynamic.)
         max_tokens: caption tokens kept.
         logits: ``'image'`` scores image ids only (default); ``'all'`` the whole vocabulary
-            as the original did (DAVINCI.md 8.5).
+            as the original did (docs/original.md section 8.5).
         input_noise: share of the decoder's input codes replaced by uniformly drawn codes
             (targets unchanged; ours, 0 by default). Teacher-forced, a code mostly follows
             from the codes before it (an object's colour and shape from its first cell), so

@@ -1,4 +1,4 @@
-"""Map a state dict of the original DaVinci implementation onto this model (DAVINCI.md 5).
+"""Map a state dict of the original DaVinci onto this model (docs/original.md section 5).
 
 Every original key is either renamed onto one of ours, or dropped for a stated reason
 (derivable buffers, tied duplicates, tables the original never used, the VQGAN's training
@@ -88,7 +88,7 @@ def convert_original_state_dict(
 def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """[1, 1 + n*n, C] (cls first, square grid) -> [1, 1 + rows*cols, C], bicubic.
 
-    As the original does when loading at another resolution (DAVINCI.md 1.2).
+    As the original does when loading at another resolution (docs/original.md section 1.2).
     """
     cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
     side = int(round(patches.shape[1] ** 0.5))

@@ -1,4 +1,7 @@
-"""The bidirectional encoder and the causal decoder with cross-attention (DAVINCI.md 1.3-1.4)."""
+"""The bidirectional encoder and the causal decoder with cross-attention.
+
+As in the original (docs/original.md sections 1.3, 1.4).
+"""
 
 from __future__ import annotations
 

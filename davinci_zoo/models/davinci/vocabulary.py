@@ -1,4 +1,7 @@
-"""How text ids and image codes share one id space (DAVINCI.md 1.5, DESIGN.md 3)."""
+"""How text ids and image codes share one id space (docs/original.md section 1.5).
+
+The visual vocabulary is the image tokenizer's codebook, never a fixed 1024.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import torch
 from ...registry import HEADS
 from ..davinci import inference
 from ..davinci.generation import GenerationConfig
-from ..davinci.reranking import sampled_and_reranked
+from ..davinci.reranking import CaptionLikelihoodScorer, sampled_and_reranked
 from ..parts import IMAGE_TOKENIZER
 from .base import Head, samples_for
 
@@ -26,11 +26,15 @@ class WritePaintHead(Head):
         reranked_painting: also paint ``num_samples`` samples per caption and keep the best
             by ``scorer`` (keywords of :func:`~..davinci.reranking.sampled_and_reranked`, e.g.
             ``dict(num_samples=8, temperature=0.5)``); None: greedy only.
+        painting_likelihood: also score each painting with the model's own caption
+            likelihood (:class:`~..davinci.reranking.CaptionLikelihoodScorer`, mean
+            log-probability per token), for ``WritePaintMetric``'s ``self_likelihood``.
 
     Reads ``inputs['images']`` and ``inputs['caption']`` (one per image). Sets on each data
     sample: ``pred_caption`` (str) and ``pred_painting`` ([3, H, W] RGB in [0, 1]); with
     ``reranked_painting`` also ``pred_painting_sampled`` (one plain sample) and
-    ``pred_painting_reranked`` (the best of N), which need the samples' ``caption`` texts.
+    ``pred_painting_reranked`` (the best of N), which need the samples' ``caption`` texts;
+    with ``painting_likelihood`` also ``pred_painting_likelihood`` (float).
     """
 
     inputs = ('images', 'caption')
@@ -41,6 +45,7 @@ class WritePaintHead(Head):
         caption_generation: dict | None = None,
         painting_generation: dict | None = None,
         reranked_painting: dict | None = None,
+        painting_likelihood: bool = False,
     ) -> None:
         super().__init__()
         self.caption_generation = GenerationConfig(**(caption_generation or {}))
@@ -48,6 +53,7 @@ class WritePaintHead(Head):
         self.painting_generation = GenerationConfig(**(painting_generation or {}))
         inference.check_painting_config(self.painting_generation)
         self.reranked_painting = None if reranked_painting is None else dict(reranked_painting)
+        self.painting_likelihood = painting_likelihood
 
     def loss(self, model, inputs: dict, data_samples) -> dict[str, torch.Tensor]:
         return {}
@@ -62,6 +68,11 @@ class WritePaintHead(Head):
         for sample, text, painting in zip(samples, written, paintings):
             sample.set_field(text, 'pred_caption')
             sample.set_field(painting, 'pred_painting')
+        if self.painting_likelihood:
+            scorer = CaptionLikelihoodScorer(reduction='mean')
+            scores = scorer(model, paintings, [sample.caption for sample in samples])
+            for sample, score in zip(samples, scores.tolist()):
+                sample.set_field(score, 'pred_painting_likelihood')
         if self.reranked_painting is not None:
             captions = [sample.caption for sample in samples]
             first, best = sampled_and_reranked(model, captions, **self.reranked_painting)

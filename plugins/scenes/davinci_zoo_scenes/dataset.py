@@ -1,4 +1,4 @@
-"""The procedural scenes as an mmengine dataset (quick start data, tokenizer training data)."""
+"""``ProceduralScenes``: the scenes as an mmengine dataset (quick start and tokenizer data)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 from torch.utils.data import Dataset
 
-from ..registry import DATASETS
-from ..scenes import generate_scenes, render, uses_held_out_pair
-from .transforms import build_pipeline
+from davinci_zoo.datasets.transforms import build_pipeline
+from davinci_zoo.registry import DATASETS
+
+from .render import generate_scenes, render
+from .vocabulary import uses_held_out_pair
 
 
 @DATASETS.register_module()

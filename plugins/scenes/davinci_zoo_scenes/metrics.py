@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from ..registry import METRICS
-from ..scenes import analyse, parse_caption, uses_held_out_pair
+from davinci_zoo.evaluation.reconstruction_metric import ReconstructionMetric
+from davinci_zoo.registry import METRICS
+
+from .analyse import analyse
+from .captions import parse_caption
+from .vocabulary import uses_held_out_pair
 
 
 @METRICS.register_module()
@@ -76,3 +80,34 @@ def reads_back(painting, truth) -> bool:
     """Whether the analyser reads painting [3, H, W] in [0, 1] as exactly ``truth``."""
     pixels = (painting.clamp(0, 1) * 255).round().byte()
     return analyse(pixels.permute(1, 2, 0).cpu().numpy()) == truth
+
+
+@METRICS.register_module()
+class SceneReconstructionMetric(ReconstructionMetric):
+    """:class:`ReconstructionMetric` plus what the scene analyser reads in the reconstructions.
+
+    For images with scene captions it adds ``analyser_accuracy`` (the analyser reads the
+    reconstruction back as the caption says; this caps what painting can reach),
+    ``analyser_accuracy_original`` (the same on the originals, a sanity check that should be
+    ~1) and ``analysed_images``. Images whose caption is not a scene caption get only the
+    reconstruction scores.
+    """
+
+    def score_image(self, sample: dict, reconstruction, image) -> dict:
+        result = super().score_image(sample, reconstruction, image)
+        description = parse_caption(sample.get('caption') or '')
+        if description is not None:
+            result['analysed'] = reads_back(reconstruction, description)
+            result['analysed_original'] = reads_back(image, description)
+        return result
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        metrics = super().compute_metrics(results)
+        scored = [r for r in results if 'analysed' in r]
+        if scored:
+            metrics['analyser_accuracy'] = float(np.mean([r['analysed'] for r in scored]))
+            metrics['analyser_accuracy_original'] = float(
+                np.mean([r['analysed_original'] for r in scored])
+            )
+            metrics['analysed_images'] = len(scored)
+        return metrics

@@ -6,9 +6,7 @@ from functools import cache
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from davinci_zoo.scenes import (
+from davinci_zoo_scenes import (
     COLOURS,
     HELD_OUT_PAIRS,
     MIN_IMAGE_SIZE,
@@ -29,6 +27,7 @@ from davinci_zoo.scenes import (
     sample_scene,
     uses_held_out_pair,
 )
+from PIL import Image
 
 READ_BACK_COUNTS = {32: 1000, 64: 300, 256: 50}
 
