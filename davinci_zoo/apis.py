@@ -52,7 +52,7 @@ def init_model(config, checkpoint: str | os.PathLike | None = None, device='cpu'
     """
     from mmengine.config import Config
 
-    from .cli import check_input_paths, load_config
+    from .cli import check_input_paths, load_config, skip_start_weights
     from .engine.runtime import setup_runtime
     from .models.davinci.model import DaVinci
     from .registry import MODELS
@@ -66,8 +66,8 @@ def init_model(config, checkpoint: str | os.PathLike | None = None, device='cpu'
         cfg = Config(copy.deepcopy(dict(config)))
     if 'model' not in cfg:
         raise InputError('the config has no "model" section')
-    if checkpoint is not None and (cfg.model.get('image_tokenizer') or {}).get('checkpoint'):
-        cfg.model.image_tokenizer.checkpoint = None
+    if checkpoint is not None:
+        skip_start_weights(cfg)
     check_input_paths(cfg, ('model',))
     model = MODELS.build(cfg.model)
     if not isinstance(model, DaVinci):
@@ -195,6 +195,36 @@ def caption(model, images, prompt: str = '', batch_size: int = 32, **gen) -> lis
     return captions
 
 
+# -- answer -------------------------------------------------------------------------------
+def answer(model, images, questions, batch_size: int = 32, top_k: int | None = None) -> list[str]:
+    """One answer per image and question, by a model with a ``VQAHead`` (docs/tasks/vqa.md).
+
+    ``images``: file paths, PIL images, or a tensor [B, 3, S, S] in [0, 1] at the model's
+    ``image_size``; ``questions``: one string per image, cleaned as the VQA pipelines clean
+    them. ``top_k``: candidates re-ranked by their whole likelihood (default: the head's).
+    """
+    from .datasets.captions import pre_caption
+    from .models.heads.vqa import VQAHead
+    from .text import TextBatch, tokenize_texts
+
+    if not isinstance(model.head, VQAHead):
+        has = 'no head' if model.head is None else type(model.head).__name__
+        raise InputError(f'answering needs a model with a VQAHead; this one has {has}')
+    cleaned = [pre_caption(question, max_words=50) for question in text_list(questions)]
+    if not all(cleaned):
+        raise InputError(f'a question is empty once cleaned: {questions!r:.80}')
+    batch = image_batch(images, model.image_size, model.device)
+    if len(cleaned) != len(batch):
+        raise InputError(f'{len(batch)} images but {len(cleaned)} questions')
+    answers = []
+    for start in range(0, len(batch), batch_size):
+        pixels = model.data_preprocessor.normalize(batch[start : start + batch_size])
+        texts = tokenize_texts(model.text_tokenizer, cleaned[start : start + batch_size])
+        texts = TextBatch(*(tensor.to(model.device) for tensor in texts))
+        answers += model.head.answers(model, dict(images=pixels, question=texts), top_k)
+    return answers
+
+
 # -- paint --------------------------------------------------------------------------------
 build_scorer = reranking.build_scorer
 
@@ -299,6 +329,7 @@ def complete(
 
 __all__ = [
     'InputError',
+    'answer',
     'build_scorer',
     'generation_config',
     'caption',

@@ -90,7 +90,13 @@ def positive_int(text: str) -> int:
 
 
 def load_config(path: str) -> Config:
-    """Read a config file, with a one-line error when it is missing or broken."""
+    """Read a config file, with a one-line error when it is missing or broken.
+
+    ``package::relative/path.py`` names a config shipped inside an installed Python package
+    (a plugin's task configs): the file at that path under the package's folder.
+    """
+    if '::' in path and not os.path.isfile(path):
+        path = package_config_path(path)
     if not os.path.isfile(path):
         raise UserError(f'config file {path} does not exist')
     try:
@@ -101,6 +107,27 @@ def load_config(path: str) -> Config:
         ) from None
     except (KeyError, ImportError, NameError) as error:
         raise UserError(f'config {path} cannot be read: {type(error).__name__}: {error}') from None
+
+
+def package_config_path(name: str) -> str:
+    """``package::relative/path.py`` -> the file's path inside the installed ``package``."""
+    import importlib.util
+
+    package, _, relative = name.partition('::')
+    try:
+        spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            f'config {name}: {package!r} is not an installed Python package (pip install the '
+            'plugin that ships the config, or give the config file path)'
+        )
+    folder = list(spec.submodule_search_locations)[0]
+    path = os.path.join(folder, relative)
+    if not os.path.isfile(path):
+        raise UserError(f'config {name}: the package {package} has no file {relative} ({path})')
+    return path
 
 
 def add_cfg_options_argument(parser) -> None:
@@ -174,6 +201,15 @@ def set_work_dir(cfg: Config, config_path: str, work_dir: str | None) -> None:
         cfg.work_dir = work_dir
     elif not cfg.get('work_dir'):
         cfg.work_dir = os.path.join('work_dirs', os.path.splitext(os.path.basename(config_path))[0])
+
+
+def skip_start_weights(cfg) -> None:
+    """Forget the weight files a model starts from (the image tokenizer's, ``pretrained``)
+    when a checkpoint of the whole model is loaded anyway: it holds them too."""
+    if (cfg.model.get('image_tokenizer') or {}).get('checkpoint'):
+        cfg.model.image_tokenizer.checkpoint = None
+    if cfg.model.get('pretrained'):
+        cfg.model.pretrained = None
 
 
 #: Config keys that name input files or folders; checked before anything is built.

@@ -7,14 +7,29 @@ first (see :mod:`davinci_zoo.plugins`).
 from .datasets import (  # noqa: F401
     bad_rows_hook,
     caption_references,
+    coco_karpathy,  # CocoKarpathyCaptions
     image_folder,
     image_text,
     mixing,
+    nlvr2,
     shards,
+    snli_ve,
     text_corpus,
     transforms,
 )
+from .datasets import vqa as vqa_dataset  # noqa: F401  (VQAv2)
 from .engine import hooks, optim, sample_hooks  # noqa: F401
-from .evaluation import reconstruction_metric, write_paint_metric  # noqa: F401
+from .evaluation import (  # noqa: F401
+    image_generation,  # ImageGenerationMetric: FID, IS
+    reconstruction_metric,
+    write_paint_metric,
+)
+from .evaluation import vqa as vqa_metric  # noqa: F401  (VQAAccuracy)
 from .models import data_preprocessor, davinci, heads, losses, tokenizer_trainer  # noqa: F401
 from .models.davinci import reranking  # noqa: F401  (SCORERS: CaptionLikelihoodScorer)
+from .models.heads import (  # noqa: F401
+    caption,  # CaptionHead
+    pair_classification,  # PairClassificationHead
+    text_to_image,  # TextToImageHead
+)
+from .models.heads import vqa as vqa_head  # noqa: F401  (VQAHead)

@@ -39,6 +39,25 @@ def readme_plugin_example(target):
     return target
 
 
+def readme_task_example(target):
+    """Write the README's "Write a task plugin" example as a distribution in ``target``."""
+    readme = (REPO / 'README.md').read_text()
+    blocks = dict(re.findall(r'<!-- task-example: (\S+) -->\n```\w+\n(.*?)```', readme, re.S))
+    assert set(blocks) == {
+        'pyproject.toml',
+        'davinci_zoo_brightness/__init__.py',
+        'davinci_zoo_brightness/configs/brightness_tiny.py',
+    }
+    build = (
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    for name, text in blocks.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(build + text if name == 'pyproject.toml' else text)
+    return target
+
+
 @pytest.fixture(scope='module')
 def venv(tmp_path_factory):
     root = tmp_path_factory.mktemp('plugin-venv')
@@ -57,6 +76,7 @@ def venv(tmp_path_factory):
     python = str(root / 'venv' / 'bin' / 'python')
     sources = [shutil.copytree(FIXTURES / 'plugins' / name, root / name) for name in PLUGINS]
     sources.append(readme_plugin_example(root / 'palette'))
+    sources.append(readme_task_example(root / 'brightness'))
     subprocess.run(
         [
             python,
@@ -184,6 +204,42 @@ def test_readme_example_plugin_runs(venv):
     assert 'palette ok 3' in result.stdout
 
 
+def test_readme_task_plugin_trains_and_tests_from_its_package_config(venv, tmp_path):
+    """The README's task distribution: its head, dataset and metric come from its entry point,
+    its config from ``package::path``; 2 iterations, then its metric."""
+    config = 'davinci_zoo_brightness::configs/brightness_tiny.py'
+    work = tmp_path / 'work'
+    train = run_tool(
+        'tools/train.py',
+        config,
+        '--work-dir',
+        str(work),
+        '--cfg-options',
+        'train_cfg.max_iters=2',
+        'default_hooks.checkpoint.interval=2',
+        python=venv,
+    )
+    assert train.returncode == 0, train.stderr[-3000:]
+    scores = tmp_path / 'scores.json'
+    test = run_tool(
+        'tools/test.py',
+        config,
+        str(work / 'iter_2.pth'),
+        '--work-dir',
+        str(work),
+        '--metrics-json',
+        str(scores),
+        python=venv,
+    )
+    assert test.returncode == 0, test.stderr[-3000:]
+    accuracy = json.loads(scores.read_text())['brightness/accuracy']
+    assert 0.0 <= accuracy <= 1.0
+
+    missing = run_tool('tools/train.py', 'davinci_zoo_brightness::configs/nope.py', python=venv)
+    assert missing.returncode == 2
+    assert 'the package davinci_zoo_brightness has no file configs/nope.py' in missing.stderr
+
+
 def test_nothing_leaked_into_the_test_environment(venv):
     names = {ep.name for ep in metadata.entry_points(group='davinci_zoo.plugins')}
-    assert not names & {'test_good', 'test_broken', 'test_clash', 'palette'}
+    assert not names & {'test_good', 'test_broken', 'test_clash', 'palette', 'brightness'}

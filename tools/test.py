@@ -20,6 +20,7 @@ from davinci_zoo.cli import (
     load_config,
     run_tool,
     set_work_dir,
+    skip_start_weights,
 )
 
 
@@ -54,9 +55,8 @@ def main(argv=None):
         raise UserError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_config(args.config)
     apply_cfg_options(cfg, args.cfg_options)
-    tokenizer = cfg.get('model', {}).get('image_tokenizer')
-    if isinstance(tokenizer, dict) and tokenizer.get('checkpoint'):
-        tokenizer.checkpoint = None  # the tested checkpoint holds the tokenizer's weights too
+    if isinstance(cfg.get('model'), dict):
+        skip_start_weights(cfg)  # the tested checkpoint holds all the model's weights
     check_input_paths(cfg, ('model', 'test_dataloader'))
     if not cfg.get('test_evaluator'):
         raise UserError(

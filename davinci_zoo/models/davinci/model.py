@@ -12,6 +12,7 @@ from ...registry import BACKBONES, HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 from ...text import sequences, shared_tokenizer, tokenize_texts
 from ..parts import IMAGE_TOKENIZER, ObjectiveStarvedError, all_ranks_any, parts_used
 from .embeddings import ImageGridEmbeddings
+from .pretrained import load_pretrained
 from .transformer import DaVinciDecoder, DaVinciEncoder, PaintingRelativeBias
 from .vocabulary import IMAGE, JointVocabulary
 
@@ -54,12 +55,15 @@ class DaVinci(BaseModel):
             visual rows of the word embeddings start as a fixed random projection of the
             tokenizer's :meth:`~davinci_zoo.models.image_tokenizer.ImageTokenizer.code_vectors`
             at the same scale, so codes that draw alike start alike (ours; the tokenizer's
-            weights must be loaded when the model is built).
+            weights must be loaded when the model is built). Ignored with ``pretrained``.
         label_smoothing: of the cross-entropy losses.
         initializer_range: std of the normal initialisation of the transformer's Linear and
             Embedding weights (BERT's name; 0.02 as in the original, tuned there for width 768).
             Narrow models train faster with a wider start (the quick start's 256 wide: 0.04).
         vocab_file: WordPiece vocabulary (default: the shipped bert-base-uncased file).
+        pretrained: a checkpoint to start from (a task from pretraining): loaded strictly except
+            that the head's keys may be new; image position tables are resized to this
+            ``image_size`` (:func:`~.pretrained.load_pretrained`). None: the initialisation.
         data_preprocessor: default ``DaVinciDataPreprocessor`` (CLIP normalisation).
 
     ``forward(inputs, data_samples, mode)``: ``inputs`` as
@@ -93,6 +97,7 @@ class DaVinci(BaseModel):
         label_smoothing: float = 0.0,
         initializer_range: float = 0.02,
         vocab_file: str | None = None,
+        pretrained: str | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -107,6 +112,8 @@ class DaVinci(BaseModel):
             )
         self.text_tokenizer = shared_tokenizer(vocab_file)
         objectives = list(objectives)
+        if pretrained:
+            image_embedding_init = 'normal'  # the checkpoint's embeddings replace any start
         needs_codes = needs_image_tokenizer(objectives, head, image_embedding_init)
         self.image_tokenizer = self._build_image_tokenizer(image_tokenizer, needs_codes)
         self.image_size, self.hidden_size = image_size, hidden_size
@@ -150,6 +157,8 @@ class DaVinci(BaseModel):
         if image_embedding_init == 'codebook':
             self._init_image_embeddings_from_codebook()
         self.head = None if head is None else HEADS.build(with_hidden_size(head, hidden_size))
+        if pretrained:
+            load_pretrained(self, pretrained)
         self._train_steps = 0
         self._fired = [False] * len(self.objectives)
 
@@ -158,7 +167,9 @@ class DaVinci(BaseModel):
         """The configured parts a DaVinci built from ``cfg`` leaves out (so their weight
         files are not read): ``['image_tokenizer']`` when nothing needs image codes."""
         needed = needs_image_tokenizer(
-            cfg.get('objectives', ()), cfg.get('head'), cfg.get('image_embedding_init', 'normal')
+            cfg.get('objectives', ()),
+            cfg.get('head'),
+            'normal' if cfg.get('pretrained') else cfg.get('image_embedding_init', 'normal'),
         )
         return [] if needed or not cfg.get('image_tokenizer') else [IMAGE_TOKENIZER]
 

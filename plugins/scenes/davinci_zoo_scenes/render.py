@@ -138,6 +138,11 @@ def sample_scene(rng, two_object_prob=0.4, exclude=None, jitter_step=None):
     raise ValueError(f'exclude rejected {MAX_REDRAWS} descriptions in a row')
 
 
+def place_scene(rng, description, jitter_step=None):
+    """A Scene of the given ``description``, its offsets drawn as :func:`sample_scene` does."""
+    return Scene(description, _sample_offsets(rng, description, check_jitter_step(jitter_step)))
+
+
 def generate_scenes(n, seed, two_object_prob=0.4, exclude=None, jitter_step=None):
     """``n`` scenes drawn from ``numpy.random.default_rng(seed)``: a list of Scene."""
     rng = np.random.default_rng(seed)

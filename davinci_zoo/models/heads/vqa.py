@@ -1,0 +1,217 @@
+"""Answer questions about an image by writing the answer (the original's generative VQA)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+from ...registry import HEADS
+from ...text import sequences
+from ..davinci.vocabulary import TEXT
+from .base import Head, samples_for
+
+
+def read_answer_list(source) -> list[str]:
+    """Candidate answers: a JSON file holding a list of strings (the original's
+    ``answer_list.json``, or ``tools/dataset_converters/vqa_answer_list.py``'s output) or
+    the list itself."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f'answer list {path} does not exist; build it with '
+                'tools/dataset_converters/vqa_answer_list.py (docs/tasks/vqa.md)'
+            )
+        with open(path, encoding='utf-8') as stream:
+            try:
+                source = json.load(stream)
+            except json.JSONDecodeError as error:
+                raise ValueError(f'answer list {path} is not valid JSON ({error})') from None
+    answers = list(source) if isinstance(source, (list, tuple)) else None
+    if not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise ValueError('the answer list must be a non-empty JSON list of non-empty strings')
+    if len(set(answers)) != len(answers):
+        raise ValueError('the answer list holds an answer twice')
+    return answers
+
+
+@HEADS.register_module()
+class VQAHead(Head):
+    """Generative VQA (docs/original.md section 4.1; decisions in docs/tasks/vqa.md).
+
+    The encoder reads the image and ``[CLS] question [SEP]``; the decoder writes an answer
+    ``[CLS] answer [SEP]``.
+
+    - ``loss``: every answer of a question is teacher-forced against the question's memory;
+      its summed token NLL is weighted by its ``answer_weight``; the loss is the sum over the
+      batch's answers divided by the number of questions (the original's reduction).
+    - ``predict``: the decoder reads ``[CLS]``; the candidates of ``answer_list`` are ranked
+      by the probability of their first token, the ``top_k`` best are teacher-forced and the
+      likeliest whole answer (summed log-probability of its tokens and ``[SEP]``) becomes
+      ``pred_answer``. Probabilities are over the text ids.
+
+    Args:
+        answer_list: the candidates (a JSON file of a list of strings, or the list); needed
+            to predict.
+        top_k: candidates re-ranked by their whole likelihood (the original's 128; capped at
+            the list's size).
+        max_question_tokens, max_answer_tokens: longest question and answer, ``[CLS]`` and
+            ``[SEP]`` included (longer ones are cut).
+        original_ranking: rank as the original: each candidate ends in a second ``[SEP]``
+            (scored too) and its first token's log-probability counts twice.
+        label_smoothing: of the answers' cross-entropy (the original: 0).
+        loss_weight: multiplies the loss.
+        chunk_size: candidate sequences teacher-forced at once in ``predict`` (memory bound).
+
+    Reads ``inputs['images']`` [B, 3, H, W], ``inputs['question']`` (B texts) and, in
+    ``loss``, ``inputs['answers']`` (a TextBatch whose ``owner`` names each answer's
+    question) with the data samples' ``answer_weight`` lists, in the same order.
+    """
+
+    inputs = ('images', 'question')
+
+    def __init__(
+        self,
+        answer_list: str | list[str] | None = None,
+        top_k: int = 128,
+        max_question_tokens: int = 40,
+        max_answer_tokens: int = 10,
+        original_ranking: bool = False,
+        label_smoothing: float = 0.0,
+        loss_weight: float = 1.0,
+        chunk_size: int = 1024,
+    ) -> None:
+        super().__init__()
+        if top_k < 1 or chunk_size < 1:
+            raise ValueError(f'top_k and chunk_size must be at least 1, got {top_k}, {chunk_size}')
+        if max_answer_tokens < 3 or max_question_tokens < 2:
+            raise ValueError('max_answer_tokens must be >= 3 and max_question_tokens >= 2')
+        self.answer_list = None if answer_list is None else read_answer_list(answer_list)
+        self.top_k, self.chunk_size = top_k, chunk_size
+        self.max_question_tokens, self.max_answer_tokens = max_question_tokens, max_answer_tokens
+        self.original_ranking = original_ranking
+        self.label_smoothing, self.loss_weight = label_smoothing, loss_weight
+        self._candidates: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- shared ------------------------------------------------------------------------------
+    def encode(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory [B, S, D] and its mask [B, S] of each image with its question."""
+        ids, mask = sequences(inputs['question'], max_tokens=self.max_question_tokens)
+        return model.encode(inputs['images'], ids, mask)
+
+    @staticmethod
+    def answer_logits(model, ids, mask, memory, memory_mask) -> torch.Tensor:
+        """Teacher-forced text logits [N, L - 1, V] of answers ids [N, L] (mask [N, L]) against
+        memory [N, S, D]: position t predicts token t + 1."""
+        positions = torch.arange(ids.shape[1] - 1, device=ids.device)
+        return model.decoder_logits(
+            ids[:, :-1], positions, memory, memory_mask, TEXT, padding_mask=mask[:, :-1]
+        )
+
+    # -- training ----------------------------------------------------------------------------
+    def loss(self, model, inputs: dict, data_samples) -> dict[str, torch.Tensor]:
+        answers = inputs.get('answers')
+        if answers is None:
+            raise ValueError(
+                "VQAHead trains on the batch's 'answers': tokenise them in the train pipeline "
+                "(TokenizeText keys=['question', 'answers'], PackDaVinciInputs text_keys)"
+            )
+        weights = [w for sample in data_samples for w in sample.answer_weight]
+        if len(weights) != answers.num_texts:
+            raise ValueError(f'{len(weights)} answer weights for {answers.num_texts} answers')
+        weights = torch.tensor(weights, dtype=torch.float32, device=model.device)
+        memory, memory_mask = self.encode(model, inputs)
+        ids, mask = sequences(answers, max_tokens=self.max_answer_tokens)
+        owner = answers.owner
+        logits = self.answer_logits(model, ids, mask, memory[owner], memory_mask[owner])
+        start = model.vocab.id_range(TEXT)[0]
+        targets = (ids[:, 1:] - start).masked_fill(mask[:, 1:] == 0, -100)
+        token_nll = F.cross_entropy(
+            logits.float().transpose(1, 2),
+            targets,
+            ignore_index=-100,
+            reduction='none',
+            label_smoothing=self.label_smoothing,
+        )  # [N, L - 1], 0 at padding
+        loss = (weights * token_nll.sum(1)).sum() / len(memory)
+        return {'loss_vqa': self.loss_weight * loss}
+
+    # -- prediction --------------------------------------------------------------------------
+    def candidate_tokens(self, model) -> tuple[torch.Tensor, torch.Tensor]:
+        """The candidates as ids [C, L] and mask [C, L] (``[CLS] a [SEP]``; with
+        ``original_ranking`` a second ``[SEP]``), tokenised once."""
+        if self.answer_list is None:
+            raise ValueError('VQAHead needs answer_list= (the candidate answers) to predict')
+        if self._candidates is None:
+            ids, mask = model.tokenize(self.answer_list, self.max_answer_tokens)
+            if self.original_ranking:
+                ids = torch.cat([ids, torch.zeros_like(ids[:, :1])], 1)
+                mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], 1)
+                ends = mask.sum(1)
+                ids[torch.arange(len(ids)), ends] = model.vocab.text_eos_id
+                mask[torch.arange(len(ids)), ends] = 1
+            self._candidates = ids.cpu(), mask.cpu()
+        ids, mask = self._candidates
+        return ids.to(model.device), mask.to(model.device)
+
+    def first_token_log_probs(self, model, memory, memory_mask) -> torch.Tensor:
+        """log p(first answer token | image, question) over the text ids: [B, V]."""
+        start = torch.full((len(memory), 1), model.vocab.text_bos_id, device=memory.device)
+        positions = torch.arange(1, device=memory.device)
+        logits = model.decoder_logits(start, positions, memory, memory_mask, TEXT)
+        return logits[:, 0].float().log_softmax(-1)
+
+    def candidate_log_likelihood(self, model, memory, memory_mask, chosen) -> torch.Tensor:
+        """Summed log-probability [B, k] of each question's chosen candidates [B, k] (every
+        token after ``[CLS]``), teacher-forced ``chunk_size`` sequences at a time."""
+        ids, mask = self.candidate_tokens(model)
+        start = model.vocab.id_range(TEXT)[0]
+        k = chosen.shape[1]
+        rows = max(1, self.chunk_size // k)
+        scores = []
+        for first in range(0, len(memory), rows):
+            picked = chosen[first : first + rows].flatten()
+            part_ids, part_mask = ids[picked], mask[picked]
+            part_memory = memory[first : first + rows].repeat_interleave(k, 0)
+            part_memory_mask = memory_mask[first : first + rows].repeat_interleave(k, 0)
+            logits = self.answer_logits(model, part_ids, part_mask, part_memory, part_memory_mask)
+            targets = (part_ids[:, 1:] - start).clamp(min=0)[..., None]  # padding: masked
+            token = logits.float().log_softmax(-1).gather(-1, targets)[..., 0]
+            scores.append((token * part_mask[:, 1:]).sum(1).view(-1, k))
+        return torch.cat(scores)
+
+    def rank(self, model, inputs: dict, top_k: int | None = None):
+        """The ``top_k`` (default: the head's) candidate indices [B, k] by first-token
+        probability and their scores [B, k]: whole-answer log-likelihood; with
+        ``original_ranking`` plus the first token's log-probability once more."""
+        memory, memory_mask = self.encode(model, inputs)
+        ids, _ = self.candidate_tokens(model)
+        first = self.first_token_log_probs(model, memory, memory_mask)
+        first_of_candidates = first[:, ids[:, 1] - model.vocab.id_range(TEXT)[0]]  # [B, C]
+        k = min(top_k or self.top_k, len(ids))
+        top_first, chosen = first_of_candidates.topk(k, dim=1)
+        scores = self.candidate_log_likelihood(model, memory, memory_mask, chosen)
+        if self.original_ranking:
+            scores = scores + top_first
+        return chosen, scores
+
+    @torch.no_grad()
+    def answers(self, model, inputs: dict, top_k: int | None = None) -> list[str]:
+        """The best-scored candidate of each question: B strings."""
+        chosen, scores = self.rank(model, inputs, top_k)
+        best = chosen.gather(1, scores.argmax(1, keepdim=True))[:, 0].tolist()
+        return [self.answer_list[index] for index in best]
+
+    @torch.no_grad()
+    def predict(self, model, inputs: dict, data_samples) -> list:
+        answers = self.answers(model, inputs)
+        samples = samples_for(data_samples, len(answers))
+        for sample, answer in zip(samples, answers):
+            sample.set_field(answer, 'pred_answer')
+        return samples
+
+
+__all__ = ['VQAHead', 'read_answer_list']

@@ -1,0 +1,5 @@
+from davinci_zoo.cli import run_tool
+
+from .cli import main
+
+run_tool(main)
