@@ -169,3 +169,14 @@ def test_batch_augments_mix_images_and_labels():
     assert torch.equal(evaluated['inputs']['images'], plain)
     with pytest.raises(ValueError, match='num_classes'):
         DaVinciDataPreprocessor(batch_augments=dict(augments=[dict(type='Mixup', alpha=1.0)]))
+
+
+def test_blank_image_keeps_shapes_and_drops_the_content():
+    """The text-only baseline's transform: single images and pairs become zeros."""
+    from davinci_zoo.datasets.transforms import BlankImage
+
+    image = np.full((8, 6, 3), 200, np.uint8)
+    single = BlankImage()(dict(img=image.copy()))['img']
+    assert single.shape == image.shape and single.dtype == np.uint8 and not single.any()
+    pair = BlankImage()(dict(img=[image.copy(), image[:4].copy()]))['img']
+    assert [p.shape for p in pair] == [(8, 6, 3), (4, 6, 3)] and not any(p.any() for p in pair)

@@ -145,6 +145,20 @@ def image_tensor(image) -> torch.Tensor:
 
 
 @TRANSFORMS.register_module()
+class BlankImage(BaseTransform):
+    """Replace ``img`` (or each image of a list, e.g. an NLVR2 pair) by zeros of its shape:
+    the text-only baseline of a task, which shows how much of it the texts alone answer."""
+
+    def transform(self, results: dict) -> dict:
+        image = results['img']
+        if isinstance(image, list):
+            results['img'] = [np.zeros_like(one) for one in image]
+        else:
+            results['img'] = np.zeros_like(image)
+        return results
+
+
+@TRANSFORMS.register_module()
 class PackDaVinciInputs(BaseTransform):
     """The last transform: ``dict(inputs=..., data_samples=DataSample)``.
 
