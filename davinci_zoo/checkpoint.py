@@ -183,15 +183,29 @@ def check_state_dict_matches(
     model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint'
 ) -> None:
     """Raise CheckpointMismatchError naming missing, unexpected and mis-shaped keys."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
+    problems = mismatch_problems(model.state_dict(), state_dict)
+    if problems:
+        raise CheckpointMismatchError(
+            f'{source} does not match the model built from the config: ' + '; '.join(problems)
+        )
+
+
+def mismatch_problems(
+    expected: Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
+    may_miss: Callable[[str], bool] = lambda key: False,
+    may_differ: Callable[[str], bool] = lambda key: False,
+) -> list[str]:
+    """One phrase per kind of mismatch (missing, unexpected, mis-shaped keys, five named each);
+    ``may_miss`` / ``may_differ`` exempt keys that may be absent / of another shape."""
+    missing = sorted(k for k in expected if k not in state_dict and not may_miss(k))
     unexpected = sorted(set(state_dict) - set(expected))
     mis_shaped = sorted(
         f'{key} {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)}'
         for key in set(expected) & set(state_dict)
-        if tuple(state_dict[key].shape) != tuple(expected[key].shape)
+        if tuple(state_dict[key].shape) != tuple(expected[key].shape) and not may_differ(key)
     )
-    problems = [
+    return [
         f'{label} ({len(keys)}): {", ".join(keys[:5])}{", ..." if len(keys) > 5 else ""}'
         for label, keys in (
             ('missing keys', missing),
@@ -200,7 +214,3 @@ def check_state_dict_matches(
         )
         if keys
     ]
-    if problems:
-        raise CheckpointMismatchError(
-            f'{source} does not match the model built from the config: ' + '; '.join(problems)
-        )

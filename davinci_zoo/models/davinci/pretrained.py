@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 import torch
 from mmengine.logging import print_log
 
-from ...checkpoint import CheckpointMismatchError, load_checkpoint_file, state_dict_of
+from ...checkpoint import (
+    CheckpointMismatchError,
+    load_checkpoint_file,
+    mismatch_problems,
+    state_dict_of,
+)
 from ..parts import IMAGE_TOKENIZER
 from .original_weights import resize_pos_embed
 
@@ -105,23 +110,14 @@ def _grid_of(tokens: int, key: str) -> tuple[int, int]:
 def _check_fits(
     state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: str
 ) -> None:
-    missing = sorted(k for k in expected if k not in state and not k.startswith(f'{HEAD}.'))
-    unexpected = sorted(k for k in state if k not in expected)
-    mis_shaped = sorted(
-        f'{key} {tuple(state[key].shape)} vs {tuple(expected[key].shape)}'
-        for key in set(state) & set(expected)
-        if tuple(state[key].shape) != tuple(expected[key].shape)
-        and not (key.endswith(RELATIVE_TABLE) and state[key].shape[1:] == expected[key].shape[1:])
+    problems = mismatch_problems(
+        expected,
+        state,
+        may_miss=lambda key: key.startswith(f'{HEAD}.'),
+        may_differ=lambda key: (
+            key.endswith(RELATIVE_TABLE) and state[key].shape[1:] == expected[key].shape[1:]
+        ),  # resized while loading
     )
-    problems = [
-        f'{label} ({len(keys)}): {_listed(keys)}'
-        for label, keys in (
-            ('missing keys', missing),
-            ('unexpected keys', unexpected),
-            ('shape mismatches (checkpoint vs model)', mis_shaped),
-        )
-        if keys
-    ]
     if problems:
         raise CheckpointMismatchError(
             f'model.pretrained {path} does not fit the model built from the config (only the '
