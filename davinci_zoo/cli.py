@@ -248,6 +248,35 @@ def check_input_paths(cfg: Config, sections=('model', 'train_dataloader')) -> No
                     )
 
 
+def check_tokenizer_weights(cfg: Config) -> None:
+    """Refuse to train a model whose frozen image tokenizer would keep random weights.
+
+    The tokenizer is never trained with the model, so it needs its weights from
+    ``model.image_tokenizer.checkpoint`` or inside ``model.pretrained`` (or a checkpoint to
+    resume or load); without them every image code the model learns from is noise.
+    """
+    from .models.davinci.model import DaVinci
+    from .registry import MODELS
+
+    model = cfg.get('model')
+    if not isinstance(model, dict) or not isinstance(model.get('image_tokenizer'), dict):
+        return
+    model_class = MODELS.find(model['type']) if isinstance(model.get('type'), str) else None
+    if not (isinstance(model_class, type) and issubclass(model_class, DaVinci)):
+        return  # e.g. a tokenizer trainer: its tokenizer is what it trains
+    if 'image_tokenizer' in _unbuilt_model_parts(cfg) or cfg.get('load_from'):
+        return
+    if model.get('pretrained') or model.image_tokenizer.get('checkpoint'):
+        return
+    raise UserError(
+        'the model builds its frozen image tokenizer without weights '
+        '(model.image_tokenizer.checkpoint and model.pretrained are both unset), so it would '
+        'learn the codes of a random tokenizer; set model.image_tokenizer.checkpoint=FILE '
+        '(tools/export_tokenizer.py writes one from a tokenizer run, e.g. '
+        'work_dirs/quickstart/tokenizer/vqgan.safetensors) or model.pretrained=CHECKPOINT'
+    )
+
+
 def _unbuilt_model_parts(cfg: Config) -> list[str]:
     """The configured model parts its class says it will not build (``unbuilt_parts``)."""
     model = cfg.get('model')

@@ -31,5 +31,6 @@ from .models.heads import (  # noqa: F401
     caption,  # CaptionHead
     pair_classification,  # PairClassificationHead
     text_to_image,  # TextToImageHead
+    tokenizer_reconstruction,  # TokenizerReconstructionHead
 )
 from .models.heads import vqa as vqa_head  # noqa: F401  (VQAHead)

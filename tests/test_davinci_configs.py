@@ -36,6 +36,10 @@ def one_step(model, image_size):
     return sum(p.numel() for p in model.parameters())
 
 
+def _leaf_configs():
+    return sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+
+
 @pytest.mark.slow(budget_s=240)
 def test_davinci_base_builds_at_full_size_and_steps():
     torch.set_num_threads(2)
@@ -73,8 +77,51 @@ def test_configs_without_data_stop_with_one_line(config, tmp_path):
 def test_every_shipped_config_reads_and_names_a_model():
     """Every leaf config (not _base_) parses with its inheritance and builds from registered
     names only (checked by looking the model's type up)."""
-    leaves = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+    leaves = _leaf_configs()
     assert len(leaves) >= 7
     for path in leaves:
         cfg = Config.fromfile(str(path))
         assert 'model' in cfg and MODELS.get(cfg.model.type) is not None, path
+
+
+def test_checkpoints_and_logs_follow_the_loop():
+    """An epoch loop checkpoints and logs by epoch, an iteration loop by iteration (a
+    CheckpointHook with by_epoch=False under an epoch loop saves every `interval` steps)."""
+    for path in _leaf_configs():
+        cfg = Config.fromfile(str(path))
+        if cfg.get('train_cfg') is None or cfg.get('default_hooks') is None:
+            continue
+        by_epoch = cfg.train_cfg.type == 'EpochBasedTrainLoop'
+        checkpoint = cfg.default_hooks.checkpoint
+        assert checkpoint.get('by_epoch', True) == by_epoch, path
+        assert cfg.log_processor.by_epoch == by_epoch, path
+
+
+# What makes a checkpoint fit a model: the quick start's architecture, repeated in each scene
+# task config (mmengine cannot merge one model dict from two bases)
+ARCHITECTURE_KEYS = (
+    'image_size',
+    'hidden_size',
+    'num_heads',
+    'intermediate_size',
+    'encoder_layers',
+    'decoder_layers',
+    'max_text_positions',
+    'visual_vocab_size',
+    'image_code_grid',
+    'image_embedder',
+    'image_grid_embeddings',
+    'painting_relative_bias',
+)
+
+
+def test_scene_task_models_are_the_quick_start_model():
+    """Every configs/downstream/*/*_scenes32.py states the quick start's architecture, so the
+    quick start's checkpoint loads into each (a drifted copy would fail only at run time)."""
+    quick_start = Config.fromfile(str(REPO / 'configs' / 'davinci_tiny_scenes32.py')).model
+    scene_tasks = sorted((REPO / 'configs' / 'downstream').glob('*/*_scenes32*.py'))
+    assert len(scene_tasks) >= 5
+    for path in scene_tasks:
+        model = Config.fromfile(str(path)).model
+        for key in ARCHITECTURE_KEYS:
+            assert model.get(key) == quick_start.get(key), (path.name, key)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import REPO, run_tool
 from davinci_zoo_scenes import generate_scenes, render
+from davinci_zoo_scenes.tasks.nlvr2 import TEMPLATES
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from PIL import Image
@@ -396,3 +397,57 @@ def test_accuracy_reads_the_heads_predictions_and_the_datasets_labels():
     metric = Accuracy(topk=(1,))
     metric.process(None, [sample.to_dict() for sample in samples])
     assert metric.evaluate(3) == {'accuracy/top1': pytest.approx(200 / 3)}  # the logged key
+
+
+@pytest.mark.slow(budget_s=60)
+@pytest.mark.subprocess
+def test_the_scene_breakdown_splits_the_test_accuracy(tmp_path):
+    """``python -m davinci_zoo_scenes.tasks.breakdown`` on generated NLVR2 scenes: its overall
+    accuracy is tools/test.py's, and its seen / unseen and per-template counts add up to the
+    split, with the unseen items those the generator listed."""
+    from davinci_zoo_scenes.tasks import generate_task
+
+    meta = generate_task('nlvr2', tmp_path / 'data', seed=0, scale=0.04)
+    root = tmp_path / 'data' / 'nlvr2'
+    config = str(REPO / 'configs' / 'downstream' / 'nlvr2' / 'nlvr2_scenes32.py')
+    cfg = Config.fromfile(config)
+    cfg.model.pretrained = None
+    torch.manual_seed(0)
+    checkpoint = tmp_path / 'random.pth'
+    torch.save(MODELS.build(cfg.model).state_dict(), checkpoint)
+    options = ['--cfg-options', *data_options(root, 'test', ('test1.json', 'test1'))]
+    metrics = tmp_path / 'metrics.json'
+    test = run_tool(
+        'tools/test.py',
+        config,
+        str(checkpoint),
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--metrics-json',
+        str(metrics),
+        *options,
+        OMP_NUM_THREADS='1',
+    )
+    assert test.returncode == 0, test.stderr[-3000:]
+    out = tmp_path / 'breakdown.json'
+    result = run_tool(
+        '-m',
+        'davinci_zoo_scenes.tasks.breakdown',
+        config,
+        str(checkpoint),
+        '--out',
+        str(out),
+        *options,
+        OMP_NUM_THREADS='1',
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(out.read_text())
+    assert json.loads(result.stdout) == found
+    total = meta['splits']['test1']
+    assert found['task'] == 'nlvr2' and found['all']['count'] == total
+    tested = json.loads(metrics.read_text())['accuracy/top1']
+    assert found['all']['accuracy'] == pytest.approx(tested)
+    assert found['unseen']['count'] == len(meta['unseen']['test1']) > 0
+    assert found['seen']['count'] + found['unseen']['count'] == total
+    assert sum(t['count'] for t in found['templates'].values()) == total
+    assert set(found['templates']) <= {template.name for template in TEMPLATES}

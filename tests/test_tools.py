@@ -7,6 +7,7 @@ import torch
 from conftest import FIXTURES, REPO, run_tool
 
 TOY_CONFIG = str(FIXTURES / 'configs' / 'toy_regression.py')
+DOWNSTREAM = REPO / 'configs' / 'downstream'
 
 
 def load_tool(name):
@@ -150,3 +151,50 @@ def test_swapping_a_base_dataset_without_delete_names_the_fix(capsys, tmp_path):
     assert code == 2 and '\n' not in err
     assert err.startswith("error: ImageFolderImages has no argument 'num_scenes' (it takes: ")
     assert 'add _delete_=True' in err
+
+
+def test_training_with_a_tokenizer_that_has_no_weights_is_refused(capsys, tmp_path):
+    """A DaVinci that paints needs its frozen tokenizer's weights (a file or inside
+    ``pretrained``); a config that gives neither stops before anything is built, while one
+    that gives a file, or a model that builds no tokenizer, passes the check."""
+    from mmengine.config import Config
+
+    from davinci_zoo.cli import check_tokenizer_weights
+
+    painter = str(
+        REPO / 'configs' / 'downstream' / 'text2image_coco' / 'text2image_coco_scenes32.py'
+    )
+    options = ('--work-dir', str(tmp_path), '--cfg-options', 'model.pretrained=None')
+    code, err = run_in_process(capsys, 'train', painter, *options)
+    assert code == 2 and 'frozen image tokenizer without weights' in err and '\n' not in err
+
+    cfg = Config.fromfile(painter)
+    cfg.model.pretrained = None
+    weights = tmp_path / 'vqgan.safetensors'
+    cfg.model.image_tokenizer.checkpoint = str(weights)
+    check_tokenizer_weights(cfg)  # a file: fine
+    cfg.model.image_tokenizer.checkpoint = None
+    cfg.load_from = str(tmp_path / 'epoch_1.pth')
+    check_tokenizer_weights(cfg)  # resuming: the checkpoint holds the tokenizer
+    writer = Config.fromfile(str(DOWNSTREAM / 'vqa' / 'vqa_scenes32.py'))
+    writer.model.pretrained = None
+    check_tokenizer_weights(writer)  # builds no tokenizer
+    tokenizer = Config.fromfile(str(REPO / 'configs' / 'tokenizers' / 'vqgan_f4_scenes32.py'))
+    check_tokenizer_weights(tokenizer)  # trains its tokenizer
+
+
+def test_a_run_shorter_than_the_warm_up_drops_the_decay_that_would_start_after_it():
+    """The fine-tuning recipes warm up over their first epochs; a one-epoch smoke run would
+    make mmengine refuse the decay that begins after it, so that scheduler is dropped (and
+    said), while a run long enough keeps every scheduler as written."""
+    from mmengine.config import Config
+
+    from davinci_zoo.engine.runtime import fit_schedulers_to_run
+
+    cfg = Config.fromfile(str(DOWNSTREAM / 'vqa' / 'vqa_base.py'))  # warm-up 4 of 8 epochs
+    written = [dict(s) for s in cfg.param_scheduler]
+    assert fit_schedulers_to_run(cfg) == [] and cfg.param_scheduler == written
+    cfg.train_cfg.max_epochs = 4
+    changes = fit_schedulers_to_run(cfg)
+    assert changes == ['LinearLR from epoch 4 dropped: the run ends at epoch 4']
+    assert cfg.param_scheduler == written[:1]

@@ -27,6 +27,7 @@ from davinci_zoo.cli import (
     add_cfg_options_argument,
     apply_cfg_options,
     check_input_paths,
+    check_tokenizer_weights,
     load_config,
     run_tool,
     set_work_dir,
@@ -86,6 +87,7 @@ def build_config(args):
         if not osp.isfile(args.resume):
             raise UserError(f'--resume checkpoint {args.resume} does not exist')
         cfg.resume, cfg.load_from = True, args.resume
+    check_tokenizer_weights(cfg)
     return cfg
 
 
@@ -94,6 +96,7 @@ def main(argv=None):
     from davinci_zoo.engine.runtime import (
         build_runner,
         check_checkpoint_fits,
+        fit_schedulers_to_run,
         prepare_cpu_distributed,
         setup_runtime,
     )
@@ -101,7 +104,10 @@ def main(argv=None):
     setup_runtime()
     cfg = build_config(args)
     prepare_cpu_distributed(cfg)
+    changes = fit_schedulers_to_run(cfg)
     runner = build_runner(cfg)
+    for change in changes:
+        runner.logger.warning(f'param_scheduler: {change}')
     if cfg.get('load_from'):
         check_checkpoint_fits(runner.model, cfg.load_from)
     runner.train()

@@ -141,6 +141,35 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
+def fit_schedulers_to_run(cfg) -> list[str]:
+    """Fit epoch-based parameter schedulers to a run shorter than their phases.
+
+    A shortened run (``train_cfg.max_epochs=1`` for a smoke test) can end inside a recipe's
+    warm-up: mmengine then refuses the decay that would begin at or after the last epoch
+    ("end should be larger than begin"). Such a scheduler is dropped (the warm-up then runs
+    as written and the run ends inside it). Returns one line per change (the tools log them).
+    """
+    loop = cfg.get('train_cfg') or {}
+    schedulers = cfg.get('param_scheduler')
+    epochs = loop.get('max_epochs')
+    if epochs is None or not isinstance(schedulers, (list, tuple)):
+        return []
+    kept, changes = [], []
+    for scheduler in schedulers:
+        if not isinstance(scheduler, dict) or not scheduler.get('by_epoch', True):
+            kept.append(scheduler)
+            continue
+        begin = scheduler.get('begin', 0)
+        if begin >= epochs:
+            changes.append(
+                f'{scheduler["type"]} from epoch {begin} dropped: the run ends at epoch {epochs}'
+            )
+            continue
+        kept.append(scheduler)
+    cfg.param_scheduler = kept
+    return changes
+
+
 def check_checkpoint_fits(model, path: str) -> None:
     """Raise CheckpointMismatchError unless ``path``'s weights fit ``model`` exactly."""
     from mmengine.model import is_model_wrapper

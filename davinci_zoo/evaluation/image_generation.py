@@ -4,11 +4,14 @@ The Inception network is torch-fidelity's ``FeatureExtractorInceptionV3`` (the T
 graph of 2015-12-05 in PyTorch, resizing to 299 px as TensorFlow 1 did), with weights from a
 local file read by :func:`~davinci_zoo.checkpoint.load_checkpoint_file` (nothing is
 downloaded, nothing is unpickled beyond tensors). torchmetrics' ``FrechetInceptionDistance``
-and ``InceptionScore`` get it as their ``feature`` module, one network for both.
+and ``InceptionScore`` get it as their ``feature`` module, one network for both. Another
+feature network (a module or a MODELS config) can replace it; it gives an Inception Score only
+when it has class logits (``class_logits``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 
@@ -23,7 +26,7 @@ from ..checkpoint import (
     save_checkpoint_file,
     state_dict_of,
 )
-from ..registry import METRICS, SCORERS
+from ..registry import METRICS, MODELS, SCORERS
 
 #: Where the standard FID Inception weights are published (torch-fidelity's conversion of
 #: the TensorFlow graph pt_inception-2015-12-05).
@@ -100,6 +103,28 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+class ClassLogits(nn.Module):
+    """A feature network's ``class_logits`` [N, C] as a module (the Inception Score's input),
+    in float64 so that a class no image favours keeps a probability above zero."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network.class_logits(images).double()
+
+
+def network_identity(network: nn.Module) -> str:
+    """``ClassName-<sha256 prefix of its weights>``: tells cached reference statistics made
+    with other weights apart."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f'{type(network).__name__}-{digest.hexdigest()[:16]}'
+
+
 @METRICS.register_module()
 class ImageGenerationMetric(BaseMetric):
     """FID and Inception Score of paintings, and optionally their CLIP score.
@@ -108,16 +133,22 @@ class ImageGenerationMetric(BaseMetric):
     ``pred_painting`` (RGB [3, H, W] in [0, 1]) and, unless the reference statistics come
     from ``reference_stats``, ``gt_image`` (the real image, uint8 RGB [3, H, W]). Reports
     ``FID`` (paintings against the real images), ``IS`` and ``IS_std`` (over ``is_splits``
-    splits, shuffled with ``seed``), ``clip_score`` with ``clip_scorer`` and ``count``.
+    splits, shuffled with ``seed``; only from a network with class logits, below),
+    ``clip_score`` with ``clip_scorer`` and ``count``.
 
     Args:
         inception_weights: a local file of torch-fidelity's Inception weights (the standard
             FID network: :data:`INCEPTION_WEIGHTS_URL`).
-        feature_extractor: instead, any module uint8 [N, 3, H, W] -> [N, d] (FID features
-            and IS logits alike; for tests and other feature spaces).
+        feature_extractor: instead, another feature network: a module or a ``MODELS`` config
+            (e.g. ``dict(type='SceneFeatures', weights=...)`` of davinci-zoo-scenes), uint8 RGB
+            [N, 3, H, W] -> FID features [N, d]. When it also has a method ``class_logits``
+            (uint8 [N, 3, H, W] -> [N, C]), the Inception Score is computed from those; without
+            one no IS is reported (features are no class probabilities).
         reference_stats: a file caching the real images' FID statistics (``.safetensors``):
             read when it exists (the real images are then not run through the network),
-            written after the first evaluation when it does not.
+            written after the first evaluation when it does not. It records the network
+            (Inception: the weights file name; another network: its class and a hash of its
+            weights) and is refused for another.
         clip_scorer: a ``SCORERS`` config of an image-text scorer that ignores the model
             (e.g. ``dict(type='CLIPScorer', ...)`` from davinci-zoo-clip); None: no CLIP score.
         is_splits: splits of the Inception Score (the standard 10).
@@ -130,7 +161,7 @@ class ImageGenerationMetric(BaseMetric):
     def __init__(
         self,
         inception_weights: str | None = None,
-        feature_extractor: nn.Module | None = None,
+        feature_extractor: nn.Module | dict | None = None,
         reference_stats: str | None = None,
         clip_scorer: dict | None = None,
         is_splits: int = 10,
@@ -152,10 +183,16 @@ class ImageGenerationMetric(BaseMetric):
             is_features = Output(shared, 1, INCEPTION_SIZES[INCEPTION_FEATURES[1]])
             self.extractor = os.path.basename(inception_weights)
         else:
-            fid_features = is_features = feature_extractor
-            self.extractor = type(feature_extractor).__name__
+            if isinstance(feature_extractor, dict):
+                feature_extractor = MODELS.build(feature_extractor)
+            fid_features = feature_extractor.eval()
+            has_logits = callable(getattr(feature_extractor, 'class_logits', None))
+            is_features = ClassLogits(feature_extractor) if has_logits else None
+            self.extractor = network_identity(feature_extractor)
         self.fid = FrechetInceptionDistance(feature=fid_features, reset_real_features=False)
-        self.inception_score = InceptionScore(feature=is_features, splits=is_splits)
+        self.inception_score = None
+        if is_features is not None:
+            self.inception_score = InceptionScore(feature=is_features, splits=is_splits)
         self.reference_stats, self.seed = reference_stats, seed
         self.has_reference = bool(reference_stats) and os.path.isfile(reference_stats)
         if self.has_reference:
@@ -200,9 +237,10 @@ class ImageGenerationMetric(BaseMetric):
     def process(self, data_batch, data_samples) -> None:
         paintings = to_uint8(torch.stack([sample['pred_painting'] for sample in data_samples]))
         self.fid.to(paintings.device)
-        self.inception_score.to(paintings.device)
         self.fid.update(paintings, real=False)
-        self.inception_score.update(paintings)
+        if self.inception_score is not None:
+            self.inception_score.to(paintings.device)
+            self.inception_score.update(paintings)
         if not self.has_reference:
             if any('gt_image' not in sample for sample in data_samples):
                 raise ValueError(
@@ -222,22 +260,26 @@ class ImageGenerationMetric(BaseMetric):
         self.results.extend(results)
 
     def generation_scores(self) -> dict[str, float]:
-        """FID, IS and its spread over every rank's paintings (computed on every rank)."""
+        """FID, and IS with its spread when there are class logits, over every rank's
+        paintings (computed on every rank)."""
         if self.reference_stats and not self.has_reference:
             self.save_reference(self.reference_stats)
             self.has_reference = True
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            is_mean, is_std = self.inception_score.compute()
-        fid = self.fid.compute()
-        return {'FID': float(fid), 'IS': float(is_mean), 'IS_std': float(is_std)}
+        scores = {'FID': float(self.fid.compute())}
+        if self.inception_score is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                is_mean, is_std = self.inception_score.compute()
+            scores.update(IS=float(is_mean), IS_std=float(is_std))
+        return scores
 
     def evaluate(self, size: int) -> dict:
         scores = self.generation_scores()
         metrics = super().evaluate(size)
         metrics.update({f'{self.prefix}/{key}': value for key, value in scores.items()})
         self.fid.reset()  # the real statistics stay (reset_real_features=False)
-        self.inception_score.reset()
+        if self.inception_score is not None:
+            self.inception_score.reset()
         return metrics
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:

@@ -78,9 +78,16 @@ test_dataloader = dict(
 val_dataloader = None
 val_evaluator = None
 val_cfg = None
+# CIDEr, BLEU, METEOR, ROUGE-L against the five references, and caption accuracy: the written
+# caption states exactly the scene, in any of its phrasings (the scenes plugin's parser)
+test_evaluator = [
+    dict(type='WritePaintMetric', prefix='caption'),
+    dict(type='SceneCaptionAccuracy'),
+]
 
 max_iters = 150  # about 5 minutes on 2 CPU cores (~2 s a step of 32)
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
+log_processor = dict(by_epoch=False, window_size=10)  # logs by iteration
 optim_wrapper = dict(
     # the quick start's settings for this width; fine-tuning starts a little lower
     optimizer=dict(lr=3e-4, betas=(0.9, 0.98), weight_decay=0.01),

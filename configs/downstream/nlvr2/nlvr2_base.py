@@ -4,8 +4,9 @@
 #       work_dirs/nlvr2_base/best_accuracy_top1_epoch_N.pth      # accuracy on test1
 # Data layout and every decision: docs/tasks/nlvr2.md.
 _base_ = [
-    '../../_base_/default_runtime.py',
+    '../../_base_/finetune_runtime.py',
     '../../_base_/models/davinci_base.py',
+    '../../_base_/schedules/finetune_adamw_linear.py',
 ]
 
 image_size = 384  # the original's NLVR2 resolution: 24x24 + 1 image tokens per image
@@ -138,52 +139,13 @@ test_dataloader = dict(
 val_evaluator = dict(type='Accuracy', topk=(1,))
 test_evaluator = val_evaluator
 
-# 9 epochs, dev accuracy after each (the original scored dev and test1 every epoch)
-max_epochs = 9
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+# 9 epochs, dev accuracy after each (the original scored dev and test1 every epoch); warm-up
+# over the first epoch, then linear decay to 0
+train_cfg = dict(max_epochs=9, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    constructor='GroupedOptimWrapperConstructor',  # one param group per setting
-    optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.0, fused=True),
-)
-# per step: linear warm-up over the first epoch, then linear decay to 0
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True,
-    ),
-    dict(
-        type='LinearLR',
-        start_factor=1.0,
-        end_factor=0.0,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        convert_to_iter_based=True,
-    ),
-]
-
-randomness = dict(seed=42, diff_rank_seed=True)
-log_processor = dict(by_epoch=True, window_size=50)
+optim_wrapper = dict(optimizer=dict(weight_decay=0.0))  # the original's: no weight decay
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
     # every epoch, keeping the last one and the best on dev
-    checkpoint=dict(
-        type='CheckpointHook',
-        by_epoch=True,
-        interval=1,
-        max_keep_ckpts=1,
-        save_best='accuracy/top1',
-        rule='greater',
-    ),
+    checkpoint=dict(max_keep_ckpts=1, save_best='accuracy/top1', rule='greater'),
 )
-custom_hooks = [
-    dict(type='RNGStateHook'),
-    dict(type='ProvenanceHook'),
-    dict(type='BadRowsHook', max_bad_fraction=max_bad_fraction),
-]

@@ -86,28 +86,8 @@ test_dataloader = dict(
     ),
 )
 
-# a narrow model on a small set: a higher rate than the paper's 2e-5, the same shape of schedule
-max_epochs = 8
-train_cfg = dict(max_epochs=max_epochs)
+# a narrow model on a small set: a higher rate than the paper's 2e-5, the same shape of
+# schedule (warm-up over the first epoch, linear decay to 0 at the last)
+train_cfg = dict(max_epochs=8)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
-# a list replaces the base's list whole: both schedulers in full
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True,
-    ),
-    dict(
-        type='LinearLR',
-        start_factor=1.0,
-        end_factor=0.0,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        convert_to_iter_based=True,
-    ),
-]
 default_hooks = dict(logger=dict(interval=25))

@@ -4,8 +4,9 @@
 #   bash tools/dist_train.sh configs/downstream/text2image_coco/text2image_coco_base.py 8
 #   python tools/test.py configs/downstream/text2image_coco/text2image_coco_base.py CHECKPOINT
 _base_ = [
-    '../../_base_/default_runtime.py',
+    '../../_base_/finetune_runtime.py',
     '../../_base_/models/davinci_base.py',
+    '../../_base_/schedules/finetune_adamw_linear.py',
 ]
 
 image_size = 256  # the VQGAN f16's 16x16 codes
@@ -85,49 +86,8 @@ test_evaluator = dict(
 test_cfg = dict(type='TestLoop')
 
 # Fine-tuning schedule (ours: the original ships no COCO painting fine-tuning): the
-# captioning recipe's optimiser for 5 epochs, 1 of them warm-up.
-max_epochs = 5
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)  # no validation loop
-optim_wrapper = dict(
-    constructor='GroupedOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.02, fused=True),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,  # no decay on norms, biases and position tables (docs 8.9)
-        bias_decay_mult=0.0,
-        custom_keys={
-            'pos_embed': dict(decay_mult=0.0),
-            'cls_token': dict(decay_mult=0.0),
-            'relative_bias_table': dict(decay_mult=0.0),
-        },
-    ),
-)
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True,
-    ),
-    dict(
-        type='LinearLR',
-        start_factor=1.0,
-        end_factor=0.0,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        convert_to_iter_based=True,
-    ),
-]
+# captioning recipe's optimiser for 5 epochs, 1 of them warm-up, no validation loop
+train_cfg = dict(max_epochs=5)
+optim_wrapper = dict(optimizer=dict(lr=1e-5))
 # seeds the sampling of the paintings too (the painting seed of the protocol)
-randomness = dict(seed=0, diff_rank_seed=True)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
-)
-custom_hooks = [
-    dict(type='RNGStateHook'),
-    dict(type='ProvenanceHook'),
-    dict(type='BadRowsHook', max_bad_fraction=0.01),
-]
+randomness = dict(seed=0)

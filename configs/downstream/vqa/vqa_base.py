@@ -4,8 +4,9 @@
 # Trains on VQAv2 train + val and Visual Genome QA; the test writes test-dev answers in the
 # evaluation server's format. Data layout, the answer list and every decision: docs/tasks/vqa.md.
 _base_ = [
-    '../../_base_/default_runtime.py',
+    '../../_base_/finetune_runtime.py',
     '../../_base_/models/davinci_base.py',
+    '../../_base_/schedules/finetune_adamw_linear.py',
 ]
 
 image_size = 480  # the original's VQA resolution: 30x30 + 1 image tokens
@@ -109,22 +110,7 @@ test_evaluator = dict(
 test_cfg = dict(type='TestLoop')
 
 # 8 epochs, no validation (val2014 is training data, as in the original)
-max_epochs = 8
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-optim_wrapper = dict(
-    constructor='GroupedOptimWrapperConstructor',  # one param group per setting
-    # no decay on biases, norms, position and bias tables (as configs/davinci_base.py)
-    optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.02, fused=True),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys={
-            'pos_embed': dict(decay_mult=0.0),
-            'cls_token': dict(decay_mult=0.0),
-            'relative_bias_table': dict(decay_mult=0.0),
-        },
-    ),
-)
+train_cfg = dict(max_epochs=8)
 # per step: linear warm-up over the first 4 epochs (the original's warmup_epochs: 4), then
 # linear decay to 0
 param_scheduler = [
@@ -142,19 +128,6 @@ param_scheduler = [
         end_factor=0.0,
         by_epoch=True,
         begin=4,
-        end=max_epochs,
         convert_to_iter_based=True,
     ),
-]
-
-randomness = dict(seed=42, diff_rank_seed=True)
-log_processor = dict(by_epoch=True, window_size=50)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2),
-)
-custom_hooks = [
-    dict(type='RNGStateHook'),
-    dict(type='ProvenanceHook'),
-    dict(type='BadRowsHook', max_bad_fraction=0.01),
 ]

@@ -6,7 +6,7 @@ description so generated captions and images can be scored.
 """
 
 from .analyse import analyse, label_components
-from .captions import caption_of, parse_caption
+from .captions import caption_of, paraphrases, parse_caption, parse_paraphrase
 from .render import (
     MIN_IMAGE_SIZE,
     Scene,
@@ -47,7 +47,9 @@ __all__ = [
     'generate_scenes',
     'label_components',
     'object_centres',
+    'paraphrases',
     'parse_caption',
+    'parse_paraphrase',
     'place_scene',
     'render',
     'sample_description',

@@ -9,7 +9,7 @@ from davinci_zoo.evaluation.reconstruction_metric import ReconstructionMetric
 from davinci_zoo.registry import METRICS
 
 from .analyse import analyse
-from .captions import parse_caption
+from .captions import parse_caption, parse_paraphrase
 from .vocabulary import uses_held_out_pair
 
 
@@ -51,29 +51,94 @@ class SceneWritePaintMetric(BaseMetric):
             self.results.append(result)
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for prefix, chosen in (
-            ('', [r for r in results if not r['unseen']]),
-            ('unseen_', [r for r in results if r['unseen']]),
-        ):
-            groups = {
-                'all': chosen,
-                'one_object': [r for r in chosen if r['objects'] == 1],
-                'two_objects': [r for r in chosen if r['objects'] == 2],
-            }
-            for group, rows in groups.items():
-                if not rows:
-                    continue
-                metrics[f'{prefix}caption_accuracy_{group}'] = float(
-                    np.mean([r['caption_ok'] for r in rows])
-                )
-                for kind in ('', 'sampled_', 'reranked_'):
-                    if f'{kind}paint_ok' in rows[0]:
-                        metrics[f'{prefix}{kind}paint_accuracy_{group}'] = float(
-                            np.mean([r[f'{kind}paint_ok'] for r in rows])
-                        )
-                metrics[f'{prefix}count_{group}'] = len(rows)
-        return metrics
+        return grouped_accuracies(results, ('caption', 'paint', 'sampled_paint', 'reranked_paint'))
+
+
+def grouped_accuracies(results: list[dict], names) -> dict[str, float]:
+    """``{prefix}{name}_accuracy_{group}`` = mean of ``{name}_ok`` over each group of scenes.
+
+    Groups: all, one_object, two_objects (``count_{group}`` each); prefix '' for scenes whose
+    colour/shape pairs were seen in training and 'unseen_' for the held-out pairs. A name
+    whose ``{name}_ok`` the results do not carry is left out.
+    """
+    metrics: dict[str, float] = {}
+    for prefix, chosen in (
+        ('', [r for r in results if not r['unseen']]),
+        ('unseen_', [r for r in results if r['unseen']]),
+    ):
+        groups = {
+            'all': chosen,
+            'one_object': [r for r in chosen if r['objects'] == 1],
+            'two_objects': [r for r in chosen if r['objects'] == 2],
+        }
+        for group, rows in groups.items():
+            if not rows:
+                continue
+            for name in names:
+                if f'{name}_ok' in rows[0]:
+                    metrics[f'{prefix}{name}_accuracy_{group}'] = float(
+                        np.mean([r[f'{name}_ok'] for r in rows])
+                    )
+            metrics[f'{prefix}count_{group}'] = len(rows)
+    return metrics
+
+
+def scene_truth(sample, key: str):
+    """The SceneDescription that ``sample[key]`` (any phrasing) states; ValueError if none."""
+    text = sample[key]
+    if isinstance(text, (list, tuple)):  # references: every one names the same scene
+        text = text[0]
+    truth = parse_paraphrase(text)
+    if truth is None:
+        raise ValueError(f'{key} is not a scene caption in any of its phrasings: {text!r}')
+    return truth
+
+
+def _scene_row(truth) -> dict:
+    return dict(objects=len(truth.objects), unseen=uses_held_out_pair(truth))
+
+
+@METRICS.register_module()
+class SceneCaptionAccuracy(BaseMetric):
+    """Caption accuracy of a captioning head on scenes written in any of their five phrasings.
+
+    A written caption (``pred_caption``) is right when it states exactly the scene of the
+    sample's ``references`` (or ``caption``) in any phrasing (``parse_paraphrase``); one that
+    does not parse is wrong. Keys as :class:`SceneWritePaintMetric`: ``caption_accuracy_all``,
+    ``_one_object``, ``_two_objects``, ``count_*`` and the ``unseen_`` versions.
+    """
+
+    default_prefix = 'scenes'
+
+    def process(self, data_batch, data_samples) -> None:
+        for sample in data_samples:
+            truth = scene_truth(sample, 'references' if 'references' in sample else 'caption')
+            written = parse_paraphrase(sample['pred_caption'])
+            self.results.append(dict(_scene_row(truth), caption_ok=written == truth))
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        return grouped_accuracies(results, ('caption',))
+
+
+@METRICS.register_module()
+class ScenePaintAccuracy(BaseMetric):
+    """Paint accuracy of a text-to-image head on scenes: the analyser reads ``pred_painting``
+    ([3, H, W] in [0, 1]) back as exactly the scene its ``caption`` (any phrasing) states.
+
+    Keys: ``paint_accuracy_all``, ``_one_object``, ``_two_objects``, ``count_*`` and the
+    ``unseen_`` versions.
+    """
+
+    default_prefix = 'scenes'
+
+    def process(self, data_batch, data_samples) -> None:
+        for sample in data_samples:
+            truth = scene_truth(sample, 'caption')
+            painted = reads_back(sample['pred_painting'], truth)
+            self.results.append(dict(_scene_row(truth), paint_ok=painted))
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        return grouped_accuracies(results, ('paint',))
 
 
 def reads_back(painting, truth) -> bool:

@@ -1,5 +1,5 @@
 """The ``scenes`` entry point of ``davinci_zoo.plugins``: importing it registers
-``ProceduralScenes`` (DATASETS), ``SceneWritePaintMetric`` and ``SceneReconstructionMetric``
-(METRICS)."""
+``ProceduralScenes`` (DATASETS), the scene metrics (METRICS) and ``SceneFeatures``, the scene
+FID's feature network (MODELS)."""
 
-from . import dataset, metrics  # noqa: F401
+from . import dataset, features, metrics  # noqa: F401

@@ -3,9 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from davinci_zoo_scenes import parse_caption, uses_held_out_pair
+from davinci_zoo_scenes import (
+    all_descriptions,
+    paraphrases,
+    parse_caption,
+    parse_paraphrase,
+    uses_held_out_pair,
+)
 from davinci_zoo_scenes.dataset import ProceduralScenes
-from davinci_zoo_scenes.metrics import SceneReconstructionMetric
+from davinci_zoo_scenes.metrics import SceneCaptionAccuracy, SceneReconstructionMetric
 
 from davinci_zoo.registry import DATASETS, METRICS
 
@@ -73,3 +79,37 @@ def test_reconstruction_metric_skips_the_analyser_for_other_captions():
     metric.process({}, samples)
     scores = metric.compute_metrics(metric.results)
     assert scores['analysed_images'] == 2 and scores['analyser_accuracy'] == 1.0
+
+
+def test_every_phrasing_parses_back_to_its_scene():
+    """Each of the five phrasings of every scene reads back as that scene, and only that one;
+    case, the full stop and WordPiece splits do not matter."""
+    descriptions = all_descriptions()
+    for description in descriptions[::7]:
+        texts = paraphrases(description)
+        assert len(set(texts)) == 5 and parse_caption(texts[0]) == description
+        assert all(parse_paraphrase(text) == description for text in texts)
+    two = next(d for d in descriptions if d.relation == 'above' and d.objects[0].shape == 'circle')
+    written = paraphrases(two)[2]  # 'a ... below a ...': the inverse relation, objects swapped
+    assert parse_paraphrase(written.capitalize() + '.') == two
+    assert parse_paraphrase(written.replace('circle', 'cir ##cle')) == two
+    assert parse_paraphrase(written.replace(' below ', ' above ')) != two
+    assert parse_paraphrase('a small red circle somewhere') is None
+
+
+def test_scene_caption_accuracy_reads_any_phrasing():
+    scenes = ProceduralScenes(12, image_size=32, seed=5).scenes
+    references = [paraphrases(parse_caption(s.caption)) for s in scenes]
+    written = [refs[(i % 4) + 1] for i, refs in enumerate(references)]  # paraphrases, not first
+    written[0] = references[1][0]  # another scene's caption: wrong
+    written[1] = 'a picture of nothing'  # no scene: wrong
+    metric = SceneCaptionAccuracy()
+    samples = [dict(references=r, pred_caption=w) for r, w in zip(references, written)]
+    metric.process({}, samples)
+    scores = metric.compute_metrics(metric.results)
+    seen = [not uses_held_out_pair(parse_caption(s.caption)) for s in scenes]
+    expected = np.mean([i >= 2 for i, ok in enumerate(seen) if ok])
+    assert scores['caption_accuracy_all'] == pytest.approx(expected)
+    assert scores['count_all'] == sum(seen)
+    with pytest.raises(ValueError, match='not a scene caption'):
+        metric.process({}, [dict(references=['a dog'], pred_caption='a dog')])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ..captions import caption_of
+from ..captions import paraphrases
 from ..render import sample_scene
 from ..vocabulary import uses_held_out_pair
 from .files import (
@@ -36,34 +36,6 @@ SPLITS = (
     ('val', 250, False, 'val2014'),
     ('test', 250, False, 'val2014'),
 )
-INVERSE = {'above': 'below', 'left of': 'to the right of'}
-SPOKEN = {'above': 'above', 'left of': 'to the left of'}
-
-
-def _phrase(obj):
-    return f'a {obj.size} {obj.colour} {obj.shape}'
-
-
-def paraphrases(description):
-    """Five references of ``description``, the canonical caption first (lowercase, no dot)."""
-    if description.position is not None:
-        thing, where = _phrase(description.objects[0]), description.position
-        return [
-            caption_of(description),
-            f'there is {thing} in the {where}',
-            f'the {where} corner shows {thing}',
-            f'{thing} on a black background, in the {where}',
-            f'in the {where} there is {thing}',
-        ]
-    first, second = (_phrase(obj) for obj in description.objects)
-    relation = description.relation
-    return [
-        caption_of(description),
-        f'there is {first} {SPOKEN[relation]} {second}',
-        f'{second} {INVERSE[relation]} {first}',
-        f'two shapes: {first} {SPOKEN[relation]} {second}',
-        f'{first} sits {SPOKEN[relation]} {second}',
-    ]
 
 
 def raw_caption(text):
