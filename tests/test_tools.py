@@ -164,7 +164,16 @@ def test_training_with_a_tokenizer_that_has_no_weights_is_refused(capsys, tmp_pa
     painter = str(
         REPO / 'configs' / 'downstream' / 'text2image_coco' / 'text2image_coco_scenes32.py'
     )
-    options = ('--work-dir', str(tmp_path), '--cfg-options', 'model.pretrained=None')
+    ann_file = tmp_path / 'dataset_coco.json'  # present: the input-path check passes
+    ann_file.write_text('{"images": []}')
+    options = (
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        'model.pretrained=None',
+        f'train_dataloader.dataset.ann_file={ann_file}',
+        f'train_dataloader.dataset.data_root={tmp_path}',
+    )
     code, err = run_in_process(capsys, 'train', painter, *options)
     assert code == 2 and 'frozen image tokenizer without weights' in err and '\n' not in err
 
