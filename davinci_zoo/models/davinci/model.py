@@ -12,6 +12,7 @@ from ...registry import BACKBONES, HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 from ...text import sequences, shared_tokenizer, tokenize_texts
 from ..parts import IMAGE_TOKENIZER, ObjectiveStarvedError, all_ranks_any, parts_used
 from .embeddings import ImageGridEmbeddings
+from .layer_depth import layer_depth
 from .pretrained import load_pretrained
 from .transformer import DaVinciDecoder, DaVinciEncoder, PaintingRelativeBias
 from .vocabulary import IMAGE, JointVocabulary
@@ -247,6 +248,11 @@ class DaVinci(BaseModel):
     @property
     def device(self) -> torch.device:
         return self.encoder.embeddings.word_embeddings.weight.device
+
+    def get_layer_depth(self, param_name: str) -> tuple[int, int]:
+        """(layer id, number of layers) of a parameter, for layer-wise lr decay (mmpretrain's
+        ``LearningRateDecayOptimWrapperConstructor`` asks the model): :mod:`.layer_depth`."""
+        return layer_depth(param_name, len(self.encoder.layers), len(self.decoder.layers))
 
     # -- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: list[str], max_tokens: int | None = None):

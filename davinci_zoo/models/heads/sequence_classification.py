@@ -19,7 +19,8 @@ class SequenceClassificationHead(Head):
 
     With ``images`` in the batch the encoder sees the image and an empty text (``[CLS]``),
     so the decoder reads the text against the image; without, the encoder reads the text
-    itself (GLUE). Trained with cross-entropy against the data samples' ``gt_label``.
+    itself (GLUE; a sentence pair arrives as one text ``a [SEP] b`` from
+    ``TokenizeTextPair``). Trained with cross-entropy against the data samples' ``gt_label``.
 
     Args:
         num_classes: classes (the MLP's outputs).
@@ -34,6 +35,8 @@ class SequenceClassificationHead(Head):
     """
 
     inputs = ('text',)
+    #: fewest outputs of the MLP (a regression head has one).
+    min_outputs = 2
 
     def __init__(
         self,
@@ -45,8 +48,8 @@ class SequenceClassificationHead(Head):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f'num_classes must be at least 2, got {num_classes}')
+        if num_classes < self.min_outputs:
+            raise ValueError(f'num_classes must be at least {self.min_outputs}, got {num_classes}')
         self.inputs = (text_key,)
         self.text_key, self.max_tokens = text_key, max_tokens
         self.label_smoothing, self.loss_weight = label_smoothing, loss_weight

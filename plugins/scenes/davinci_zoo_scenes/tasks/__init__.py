@@ -1,13 +1,16 @@
 """Scene versions of the downstream tasks, written in each task's published format.
 
     python -m davinci_zoo_scenes.tasks --out data/scenes_tasks --seed 0 \
-        [--tasks vqa,nlvr2,snli_ve,caption] [--scale 1.0] [--image-size 32]
+        [--tasks vqa,nlvr2,snli_ve,caption,classification,pairs] [--scale 1.0] [--image-size 32]
 
-writes ``<out>/vqa`` (VQAv2), ``<out>/nlvr2``, ``<out>/snli_ve`` and ``<out>/caption`` (COCO
-Karpathy split, also for text-to-image), so the real loaders, heads and metrics run on them.
+writes ``<out>/vqa`` (VQAv2), ``<out>/nlvr2``, ``<out>/snli_ve``, ``<out>/caption`` (COCO
+Karpathy split, also for text-to-image), ``<out>/classification`` (CIFAR-10's python layout and
+ImageFolder; 32 px only) and ``<out>/pairs`` (GLUE's MRPC), so the real loaders, heads and
+metrics run on them.
 Every file depends only on the seed, scale and image size. Training splits leave out the
 held-out colour/shape pairs; test splits include them, and ``scenes_task.json`` in each task
-folder lists the test items that show or name one (``unseen``).
+folder lists the test items that show or name one (``unseen``). Classification is the
+exception: every split shows every pair, so colours stay independent of the class.
 """
 
 from __future__ import annotations
@@ -15,10 +18,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..vocabulary import HELD_OUT_PAIRS
-from . import caption, nlvr2, snli_ve, vqa
+from . import caption, classification, nlvr2, pairs, snli_ve, vqa
 from .files import check_replaceable, publish, stage
 
-TASKS = {'vqa': vqa, 'nlvr2': nlvr2, 'snli_ve': snli_ve, 'caption': caption}
+TASKS = {
+    'vqa': vqa,
+    'nlvr2': nlvr2,
+    'snli_ve': snli_ve,
+    'caption': caption,
+    'classification': classification,
+    'pairs': pairs,
+}
 
 
 def generate_task(task, out, seed=0, scale=1.0, image_size=32):

@@ -9,12 +9,16 @@ from davinci_zoo.cli import UserError
 
 from ..render import MIN_IMAGE_SIZE
 from . import TASKS, generate_task
+from .classification import CIFAR_IMAGE_SIZE
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m davinci_zoo_scenes.tasks',
-        description='Write VQAv2, NLVR2, SNLI-VE and COCO-caption versions of the scenes.',
+        description=(
+            'Write VQAv2, NLVR2, SNLI-VE, COCO-caption, CIFAR/ImageFolder classification and '
+            'MRPC sentence-pair versions of the scenes.'
+        ),
     )
     parser.add_argument('--out', default='data/scenes_tasks', help='folder of the task folders')
     parser.add_argument('--seed', type=int, default=0, help='every file depends on it alone')
@@ -41,6 +45,11 @@ def check_args(args):
         raise UserError(f'--scale must be a positive number, got {args.scale}')
     if args.image_size < MIN_IMAGE_SIZE:
         raise UserError(f'--image-size must be at least {MIN_IMAGE_SIZE}, got {args.image_size}')
+    if 'classification' in tasks and args.image_size != CIFAR_IMAGE_SIZE:
+        raise UserError(
+            f'--image-size {args.image_size}: classification writes CIFAR-10 files of '
+            f'{CIFAR_IMAGE_SIZE} px images; leave it out of --tasks or use --image-size 32'
+        )
     return list(dict.fromkeys(tasks))
 
 

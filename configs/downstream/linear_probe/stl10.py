@@ -1,0 +1,4 @@
+# Linear probe on STL-10: frozen DaVinci features, then a linear classifier
+# (probe_base.py; docs/tasks/linear_probe.md). The dataset and its layout: the _base_ file.
+#   python tools/probe_suite.py CHECKPOINT --tasks probe_stl10 --out work_dirs/probes
+_base_ = ['../../_base_/datasets/probes/stl10.py', './probe_base.py']
