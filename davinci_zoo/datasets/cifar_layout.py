@@ -2,8 +2,8 @@
 
 mmpretrain's ``CIFAR10`` / ``CIFAR100`` read the official archives and check their md5 sums
 (the probe configs use them for the real CIFAR). :class:`CIFARLayout` reads any set written in
-the same layout, e.g. the scene classification set of ``python -m davinci_zoo_scenes.tasks
---tasks classification``, with any class count and image side, and no sums:
+the same layout, e.g. the scene classification set of the scenes plugin (its ``classification``
+task), with any class count and image side, and no sums:
 
 - CIFAR-10 style: ``data_batch_1 ... data_batch_N`` (train), ``test_batch``, ``batches.meta``
   (``label_names``); rows carry ``labels``;
