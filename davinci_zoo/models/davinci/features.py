@@ -35,7 +35,13 @@ def image_features(model, images: torch.Tensor, prompt: str = PROMPT) -> torch.T
     image_cls = memory[:, 0]
     patch_mean = memory[:, 1 : 1 + patches].mean(dim=1)
     ids, mask = model.tokenize([prompt] * batch)
+    prompt_sep = sep_states(model, ids, mask, memory, memory_mask)
+    return torch.cat([image_cls, patch_mean, prompt_sep], dim=1)
+
+
+def sep_states(model, ids, mask, memory, memory_mask) -> torch.Tensor:
+    """The decoder's state [B, D] at each text's ``[SEP]`` (its last real token): the decoder
+    reads ``ids`` [B, T] (``mask`` [B, T]) against the encoder's ``memory`` [B, S, D]."""
     positions = torch.arange(ids.shape[1], device=ids.device)
     hidden = model.decoder_hidden(ids, positions, memory, memory_mask, padding_mask=mask)
-    prompt_sep = hidden[torch.arange(batch, device=ids.device), mask.sum(1) - 1]
-    return torch.cat([image_cls, patch_mean, prompt_sep], dim=1)
+    return hidden[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1]

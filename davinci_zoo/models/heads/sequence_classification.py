@@ -8,6 +8,7 @@ from torch import nn
 
 from ...registry import HEADS
 from ...text import sequences
+from ..davinci.features import sep_states
 from .base import Head, samples_for
 
 
@@ -66,10 +67,7 @@ class SequenceClassificationHead(Head):
         else:
             empty_ids, empty_mask = model.tokenize([''] * len(ids))
             memory, memory_mask = model.encode(images, empty_ids, empty_mask)
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        hidden = model.decoder_hidden(ids, positions, memory, memory_mask, padding_mask=mask)
-        last = mask.sum(1) - 1
-        return hidden[torch.arange(len(ids), device=ids.device), last]
+        return sep_states(model, ids, mask, memory, memory_mask)
 
     def forward(self, model, inputs: dict) -> torch.Tensor:
         """Logits [B, num_classes]."""
