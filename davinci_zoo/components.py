@@ -19,6 +19,7 @@ from .datasets import (  # noqa: F401
     shards,
     snli_ve,
     stl10,  # STL10
+    subset,  # SubsetDataset
     text_corpus,
     text_pair,  # TokenizeTextPair
     transforms,

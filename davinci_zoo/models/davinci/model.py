@@ -151,6 +151,8 @@ class DaVinci(BaseModel):
             self._painting_bias(num_heads, decoder_layers) if painting_relative_bias else None,
         )
         self.objectives = torch.nn.ModuleList(OBJECTIVES.build(cfg) for cfg in objectives)
+        for objective in self.objectives:
+            objective.attach(self)
         self.relative_bias_in_prefix_image = relative_bias_in_prefix_image
         self.label_smoothing = label_smoothing
         self.initializer_range = initializer_range

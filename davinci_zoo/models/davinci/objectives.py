@@ -119,6 +119,48 @@ class PrefixLM(_TextSuffixObjective):
     """
 
     inputs = ('images', 'caption')
+    teaches = ('write',)
+
+    def forward(self, model, inputs: dict) -> dict[str, torch.Tensor]:
+        captions: TextBatch = inputs['caption']
+        keep = (captions.num_words > 0).nonzero()[:, 0]
+        if not len(keep):
+            return {}
+        captions = captions.select(keep)
+        return self.text_loss(model, inputs['images'][captions.owner], captions)
+
+
+@OBJECTIVES.register_module()
+class Captioning(_TextSuffixObjective):
+    """Write, the captioning baseline: the image in, the whole caption out (no text prefix).
+
+    PrefixLM with the split point always at 0: the encoder reads the image and ``[CLS]``
+    alone (the empty text, as the original tokenised ``""``), the decoder writes
+    ``[CLS] caption [SEP]`` teacher-forced (loss on every caption token and the ``[SEP]``).
+    No random draw is made. Empty captions are left out of the step. Reads
+    ``inputs['images']`` and ``inputs['caption']``; owns no parameters.
+
+    Args:
+        weight, max_tokens, max_words, logits, must_fire_within: as for :class:`PrefixLM`.
+    """
+
+    inputs = ('images', 'caption')
+    teaches = ('write',)
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        max_tokens: int = 30,
+        max_words: int = 30,
+        logits: str = TEXT,
+        name: str | None = None,
+        must_fire_within: int | None = 100,
+    ) -> None:
+        super().__init__(weight, max_tokens, max_words, logits, 1.0, name, must_fire_within)
+
+    def split_point(self, num_words: int) -> int:
+        """Always 0: the decoder writes the whole caption."""
+        return 0
 
     def forward(self, model, inputs: dict) -> dict[str, torch.Tensor]:
         captions: TextBatch = inputs['caption']
@@ -137,6 +179,7 @@ class TextPrefixLM(_TextSuffixObjective):
     """
 
     inputs = ('text',)
+    teaches = ('write',)
 
     def __init__(
         self,
@@ -193,6 +236,7 @@ class PrefixImage(Objective):
 
     inputs = ('images', 'caption')
     parts = (IMAGE_TOKENIZER,)
+    teaches = ('paint',)
 
     def __init__(
         self,

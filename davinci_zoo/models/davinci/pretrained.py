@@ -6,7 +6,8 @@ refuses that in one line naming the keys. What it allows, on purpose:
 
 - the task head's keys (``head.``) may be missing from the checkpoint (they start fresh), and
   a checkpoint's own head keys are dropped when the task model's head does not have them;
-- the image tokenizer's keys are dropped when the task model does not build one;
+- the image tokenizer's keys are dropped when the task model does not build one, and so are
+  the parameters pretraining objectives own (``objectives.``: ITC's projections, MLM's head);
 - the image resolution may change: the image embedder's position table
   (``image_embedder.pos_embed``, [1, 1 + h*w, D]) and the encoder's 2-D relative bias
   tables ([(2h-1)(2w-1), heads]) are resized bicubically to the task's token grid.
@@ -30,6 +31,7 @@ from ..parts import IMAGE_TOKENIZER
 from .original_weights import resize_pos_embed
 
 HEAD = 'head'
+OBJECTIVES = 'objectives'
 POS_EMBED = 'image_embedder.pos_embed'
 RELATIVE_TABLE = 'relative_bias_table'
 
@@ -74,8 +76,8 @@ def load_pretrained(model: torch.nn.Module, path: str) -> PretrainedReport:
 
 
 def _optional(key: str) -> bool:
-    """Keys a task model may leave out: a head's and the image tokenizer's."""
-    return key.startswith((f'{HEAD}.', f'{IMAGE_TOKENIZER}.'))
+    """Keys a task model may leave out: a head's, the image tokenizer's, the objectives'."""
+    return key.startswith((f'{HEAD}.', f'{IMAGE_TOKENIZER}.', f'{OBJECTIVES}.'))
 
 
 def _resize_image_tables(
