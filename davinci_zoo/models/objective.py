@@ -16,6 +16,17 @@ import torch
 from torch import nn
 
 
+def check_log_prefix(name: str) -> str:
+    """``name`` if it can prefix logged values that are not losses (``<name>_accuracy``):
+    mmengine sums every logged value whose key contains 'loss', so such a name may not."""
+    if 'loss' in name:
+        raise ValueError(
+            f"name {name!r} must not contain 'loss': mmengine sums every logged value whose "
+            'key contains it'
+        )
+    return name
+
+
 class Objective(nn.Module):
     """A weighted loss term; subclasses set :attr:`inputs` (and :attr:`parts`) and implement
     :meth:`forward`.

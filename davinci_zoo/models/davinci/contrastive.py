@@ -13,11 +13,12 @@ import math
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from mmengine.dist import get_world_size
 from torch import nn
 
 from ...registry import OBJECTIVES
 from ...text import TextBatch, sequences
-from ..objective import Objective
+from ..objective import Objective, check_log_prefix
 
 #: The key under which ITC leaves its similarities in the shared ``inputs`` dict for ITM.
 SIMILARITY_KEY = 'itc_similarity'
@@ -67,11 +68,6 @@ def contrastive_loss(
 
 # -- distributed -------------------------------------------------------------------------------
 _GROUPS: dict[int, object] = {}
-
-
-def distributed() -> bool:
-    """Whether a process group of more than one rank is running."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def contrastive_group():
@@ -186,11 +182,7 @@ class ImageTextContrastive(Objective):
         must_fire_within: int | None = 100,
     ) -> None:
         super().__init__(weight, name, must_fire_within)
-        if 'loss' in self.name:
-            raise ValueError(
-                f"name {self.name!r} must not contain 'loss': mmengine sums every logged value "
-                'whose key contains it'
-            )
+        check_log_prefix(self.name)
         if not (temperature > 0 and 1 / temperature <= max_logit_scale):
             raise ValueError(
                 f'temperature must be > 0 with 1 / temperature <= max_logit_scale '
@@ -231,7 +223,7 @@ class ImageTextContrastive(Objective):
             dim=1,
         )  # [N, 2E]: one gather for both
         valid, image_id, offset = captions.num_words > 0, captions.owner, 0
-        if distributed():
+        if get_world_size() > 1:
             embeds, valid, image_id, ids, offset = self._gather(
                 embeds, valid, captions, ids, images
             )

@@ -12,7 +12,7 @@ from torch import nn
 
 from ...registry import OBJECTIVES
 from ...text import TextBatch, sequences
-from ..objective import Objective
+from ..objective import Objective, check_log_prefix
 from .contrastive import SIMILARITY_KEY, caption_groups, same_pairs
 
 
@@ -94,11 +94,7 @@ class ImageTextMatching(Objective):
         must_fire_within: int | None = 100,
     ) -> None:
         super().__init__(weight, name, must_fire_within)
-        if 'loss' in self.name:
-            raise ValueError(
-                f"name {self.name!r} must not contain 'loss': mmengine sums every logged value "
-                'whose key contains it'
-            )
+        check_log_prefix(self.name)
         self.max_tokens = max_tokens
 
     def attach(self, model: nn.Module) -> None:
