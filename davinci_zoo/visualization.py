@@ -32,3 +32,11 @@ def image_grid(rows: list[list[torch.Tensor]], padding: int = 2) -> np.ndarray:
 def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     """Write an [H, W, 3] uint8 array as a PNG, atomically."""
     atomic_write(path, lambda stream: Image.fromarray(array).save(stream, format='PNG'))
+
+
+def save_figure(figure, path: str | os.PathLike) -> None:
+    """Write a matplotlib figure as a PNG (100 dpi), atomically, and close it."""
+    from matplotlib import pyplot as plt
+
+    atomic_write(path, lambda stream: figure.savefig(stream, format='png', dpi=100))
+    plt.close(figure)

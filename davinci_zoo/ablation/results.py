@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 from ..checkpoint import atomic_write
+from ..visualization import save_figure
 from .execute import NOT_APPLICABLE, read_record
 from .plan import Cell
 
@@ -191,10 +192,7 @@ def write_plot(results: list[CellResult], path: str) -> None:
         handles, labels = [handles[i] for i in order], [labels[i] for i in order]  # grid order
         figure.legend(handles, labels, loc='lower center', ncol=min(6, len(labels)))
     figure.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    plt.close(figure)
-    atomic_write(path, lambda stream: stream.write(buffer.getvalue()))
+    save_figure(figure, path)
 
 
 def write_results(cells: list[Cell], directory: str) -> list[str]:

@@ -10,6 +10,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from ..checkpoint import atomic_write
+from ..visualization import save_figure
 
 
 @dataclass
@@ -100,10 +101,7 @@ def write_plot(rows: list[Row], path: str) -> None:
         axes.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1))
     axes.grid(axis='y', alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    plt.close(figure)
-    atomic_write(path, lambda stream: stream.write(buffer.getvalue()))
+    save_figure(figure, path)
 
 
 def write_results(rows: list[Row], notes: list[str], directory: str) -> list[str]:
