@@ -257,6 +257,31 @@ def test_the_pair_feature_is_each_images_sep_state_side_by_side():
         model.head.features(model, dict(batch, images=pairs[:, 0]))
 
 
+def test_with_text_in_encoder_the_encoder_reads_each_image_with_the_sentence():
+    """The scene recipes' option: the encoder reads image and sentence together (not an
+    empty text), the decoder the sentence against that; the feature is still the [SEP]
+    state of each image side by side."""
+    torch.manual_seed(0)
+    head = dict(type='PairClassificationHead', num_classes=2, text_in_encoder=True)
+    model = build_model(objectives=[], head=head).eval()
+    strings = ['the left image shows a red circle', 'two squares']
+    pairs = model.data_preprocessor.normalize(torch.rand(2, 2, 3, SIZE, SIZE))
+    batch = dict(images=pairs, text=texts(model, strings))
+    ids, mask = model.tokenize(strings)
+    with torch.no_grad():
+        features = model.head.features(model, batch)
+        by_hand = []
+        for side in (0, 1):
+            memory, memory_mask = model.encode(pairs[:, side], ids, mask)
+            positions = torch.arange(ids.shape[1])
+            hidden = model.decoder_hidden(ids, positions, memory, memory_mask, mask)
+            by_hand.append(hidden[torch.arange(2), mask.sum(1) - 1])
+        model.head.text_in_encoder = False
+        empty_text_features = model.head.features(model, batch)
+    assert torch.allclose(features, torch.cat(by_hand, 1), atol=1e-5)
+    assert not torch.allclose(features, empty_text_features, atol=1e-3)
+
+
 @pytest.fixture(scope='module')
 def quickstart_like_checkpoint(tmp_path_factory) -> str:
     """The weights of a DaVinci built from the quick start's config (tokenizer included), as

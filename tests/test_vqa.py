@@ -27,6 +27,7 @@ from davinci_zoo.evaluation.vqa import (
     question_accuracy,
     vqa_accuracy,
 )
+from davinci_zoo.models.heads.vqa import join_prompt
 from davinci_zoo.registry import MODELS
 from davinci_zoo.text import pad_texts, tokenize_texts
 
@@ -367,13 +368,13 @@ def bigram_logits(model, bumps: dict[int, dict[int, float]]):
     every next id but ``bumps[id][next]``."""
     size = model.vocab.id_range('text')[1]
 
-    def decoder_logits(ids, positions, memory, memory_mask, modality, padding_mask=None):
+    def decoder_logits(ids, positions, memory, memory_mask, modality, padding_mask=None, keep=None):
         assert modality == 'text'
         logits = torch.zeros(*ids.shape, size)
         for previous, row in bumps.items():
             for following, value in row.items():
                 logits[..., following] += (ids == previous).float() * value
-        return logits
+        return logits if keep is None else logits[keep]
 
     return decoder_logits
 
@@ -465,6 +466,79 @@ def test_the_loss_is_the_weighted_summed_nll_over_the_questions(monkeypatch):
         model.head.loss(
             model, inputs, [DataSample(answer_weight=[1.0]), DataSample(answer_weight=[1.0])]
         )
+
+
+def test_join_prompt_puts_each_answer_right_after_its_prompt():
+    prompt_ids = torch.tensor([[101, 7, 8, 102], [101, 102, 0, 0]])
+    prompt_mask = (prompt_ids > 0).long()
+    ids = torch.tensor([[101, 20, 102, 0], [101, 30, 31, 102]])
+    joined, mask, answer = join_prompt(prompt_ids, prompt_mask, ids, (ids > 0).long())
+    assert joined.tolist() == [[101, 7, 8, 102, 20, 102], [101, 102, 30, 31, 102, 0]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
+    assert answer.long().tolist() == [[0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 1, 0]]
+
+
+def test_decoder_logits_at_kept_positions_are_the_full_ones_there():
+    model = vqa_model().eval()
+    batch = question_batch(model, 2)
+    memory, memory_mask = model.head.encode(model, batch)
+    ids, mask = model.tokenize(['red car', 'no'])
+    positions = torch.arange(ids.shape[1])
+    keep = torch.tensor([[False, True, True, False], [True, False, True, False]])
+    with torch.no_grad():
+        full = model.decoder_logits(ids, positions, memory, memory_mask, 'text', mask)
+        kept = model.decoder_logits(ids, positions, memory, memory_mask, 'text', mask, keep=keep)
+    assert kept.shape == (4, full.shape[-1])
+    assert torch.allclose(kept, full[keep], atol=1e-5)
+
+
+def test_with_the_question_in_the_decoder_answers_follow_the_question(monkeypatch):
+    """question_in_decoder: the decoder reads [CLS] question [SEP] and the answer after it,
+    so the first answer token is predicted at the question's [SEP]; the loss and the
+    ranking score the answer tokens only."""
+    model = vqa_model(top_k=4, question_in_decoder=True).eval()
+    vocab = model.text_tokenizer
+    what, yes, no, red, car = (
+        int(vocab.encode_words(w).ids[0]) for w in ('what', 'yes', 'no', 'red', 'car')
+    )
+    cls, sep = model.vocab.text_bos_id, model.vocab.text_eos_id
+    size = model.vocab.id_range('text')[1]
+    # after [CLS] 'red' would lead; after the question's [SEP] 'no' does
+    bumps = {
+        cls: {red: 9.0, what: 1.0},
+        sep: {no: 6.0, red: 2.0, sep: 1.0},
+        no: {sep: 2.0},
+        red: {car: 4.0, sep: 3.0},
+        car: {sep: 5.0},
+        yes: {sep: 1.0},
+    }
+    monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
+
+    def lp(a, b):
+        return log_prob(bumps, a, b, size)
+
+    expected = {
+        'no': lp(sep, no) + lp(no, sep),
+        'red car': lp(sep, red) + lp(red, car) + lp(car, sep),
+        'red': lp(sep, red) + lp(red, sep),
+        'yes': lp(sep, yes) + lp(yes, sep),
+    }
+    batch = question_batch(model, 2)
+    chosen, scores = model.head.rank(model, batch)
+    for index, score in zip(chosen[0].tolist(), scores[0].tolist()):
+        assert score == pytest.approx(expected[CANDIDATES[index]], abs=1e-4)
+    assert model.head.answers(model, batch) == ['no', 'no']
+    model.head.question_in_decoder = False  # the original's: the first token after [CLS]
+    assert model.head.answers(model, batch) == ['red', 'red']
+
+    model.head.question_in_decoder = True
+    model.train()
+    inputs = question_batch(model, 2)
+    inputs['answers'] = pad_texts([vocab.encode_words(t) for t in ('red car', 'no')], owner=[0, 1])
+    samples = [DataSample(answer_weight=[1.0]), DataSample(answer_weight=[0.5])]
+    loss = model.head.loss(model, inputs, samples)['loss_vqa']
+    by_hand = -(expected['red car'] + 0.5 * expected['no']) / 2
+    assert float(loss) == pytest.approx(by_hand, rel=1e-4)
 
 
 def test_training_on_a_fixture_lowers_the_loss(tmp_path):

@@ -308,9 +308,15 @@ class DaVinci(BaseModel):
         hidden, _ = self.decoder(ids, positions, memory_kv, memory_mask, padding_mask)
         return hidden
 
-    def decoder_logits(self, ids, positions, memory, memory_mask, modality: str, padding_mask=None):
-        """Teacher-forced logits [B, L, |modality ids|] for decoder inputs ids [B, L]."""
+    def decoder_logits(
+        self, ids, positions, memory, memory_mask, modality: str, padding_mask=None, keep=None
+    ):
+        """Teacher-forced logits [B, L, |modality ids|] for decoder inputs ids [B, L]; with
+        ``keep`` [B, L] (bool) only those of the kept positions, [K, |modality ids|] in
+        row-major order (the vocabulary projection is most of the cost of a short decoder)."""
         hidden = self.decoder_hidden(ids, positions, memory, memory_mask, padding_mask)
+        if keep is not None:
+            hidden = hidden[keep]
         return self.decoder.head(hidden, self.vocab.id_range(modality))
 
     def decoder_loss(

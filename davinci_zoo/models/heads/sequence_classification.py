@@ -19,9 +19,10 @@ class SequenceClassificationHead(Head):
     ``num_classes``).
 
     With ``images`` in the batch the encoder sees the image and an empty text (``[CLS]``),
-    so the decoder reads the text against the image; without, the encoder reads the text
-    itself (GLUE; a sentence pair arrives as one text ``a [SEP] b`` from
-    ``TokenizeTextPair``). Trained with cross-entropy against the data samples' ``gt_label``.
+    so the decoder reads the text against the image (with ``text_in_encoder`` the encoder
+    reads the image with the text instead); without, the encoder reads the text itself
+    (GLUE; a sentence pair arrives as one text ``a [SEP] b`` from ``TokenizeTextPair``).
+    Trained with cross-entropy against the data samples' ``gt_label``.
 
     Args:
         num_classes: classes (the MLP's outputs).
@@ -30,6 +31,8 @@ class SequenceClassificationHead(Head):
         max_tokens: longest text, ``[CLS]``/``[SEP]`` included.
         label_smoothing: of the cross-entropy.
         loss_weight: multiplies the loss.
+        text_in_encoder: with images, the encoder reads the image with the text, not with an
+            empty text (not the original's feature: docs/tasks/nlvr2.md says when it helps).
 
     ``predict`` sets ``pred_score`` (softmax [C]) and ``pred_label`` on each data sample, as
     mmpretrain's classification heads do (its ``Accuracy`` metric reads them).
@@ -47,6 +50,7 @@ class SequenceClassificationHead(Head):
         max_tokens: int = 40,
         label_smoothing: float = 0.0,
         loss_weight: float = 1.0,
+        text_in_encoder: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < self.min_outputs:
@@ -54,6 +58,7 @@ class SequenceClassificationHead(Head):
         self.inputs = (text_key,)
         self.text_key, self.max_tokens = text_key, max_tokens
         self.label_smoothing, self.loss_weight = label_smoothing, loss_weight
+        self.text_in_encoder = text_in_encoder
         self.classifier = nn.Sequential(
             nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, num_classes)
         )
@@ -64,6 +69,8 @@ class SequenceClassificationHead(Head):
         images = inputs.get('images')
         if images is None:
             memory, memory_mask = model.encode(None, ids, mask)
+        elif self.text_in_encoder:
+            memory, memory_mask = model.encode(images, ids, mask)
         else:
             empty_ids, empty_mask = model.tokenize([''] * len(ids))
             memory, memory_mask = model.encode(images, empty_ids, empty_mask)

@@ -38,12 +38,42 @@ def read_answer_list(source) -> list[str]:
     return answers
 
 
+def join_prompt(prompt_ids, prompt_mask, ids, mask):
+    """Each answer after its prompt, as one decoder input.
+
+    Args:
+        prompt_ids, prompt_mask: [N, P] (1 = real token), e.g. ``[CLS]`` or
+            ``[CLS] question [SEP]``.
+        ids, mask: [N, L] answers ``[CLS] a [SEP]``; their ``[CLS]`` is left out.
+
+    Returns:
+        ids [N, T], mask [N, T] (right-padded) and answer [N, T] (True at answer tokens):
+        row i is prompt i's real tokens followed by answer i's tokens after its ``[CLS]``.
+    """
+    prompt_lengths = prompt_mask.sum(1)
+    answer_lengths = mask.sum(1) - 1
+    lengths = prompt_lengths + answer_lengths
+    width = int(lengths.max())
+    joined = ids.new_zeros(len(ids), width + 1)  # the last column takes the answers' padding
+    joined[:, : prompt_ids.shape[1]] = prompt_ids * prompt_mask
+    column = torch.arange(ids.shape[1] - 1, device=ids.device)[None]
+    inside = column < answer_lengths[:, None]
+    target = torch.where(inside, prompt_lengths[:, None] + column, width)
+    joined.scatter_(1, target, ids[:, 1:] * inside)
+    column = torch.arange(width, device=ids.device)[None]
+    joined_mask = (column < lengths[:, None]).to(mask.dtype)
+    answer = (column >= prompt_lengths[:, None]) & joined_mask.bool()
+    return joined[:, :width], joined_mask, answer
+
+
 @HEADS.register_module()
 class VQAHead(Head):
     """Generative VQA (docs/original.md section 4.1; decisions in docs/tasks/vqa.md).
 
     The encoder reads the image and ``[CLS] question [SEP]``; the decoder writes an answer
-    ``[CLS] answer [SEP]``.
+    ``[CLS] answer [SEP]`` (with ``question_in_decoder`` it reads ``[CLS] question [SEP]``
+    and writes the answer's tokens after it; "the first token" below is then the one read
+    at the question's ``[SEP]``).
 
     - ``loss``: every answer of a question is teacher-forced against the question's memory;
       its summed token NLL is weighted by its ``answer_weight``; the loss is the sum over the
@@ -65,6 +95,9 @@ class VQAHead(Head):
         label_smoothing: of the answers' cross-entropy (the original: 0).
         loss_weight: multiplies the loss.
         chunk_size: candidate sequences teacher-forced at once in ``predict`` (memory bound).
+        question_in_decoder: the decoder reads the question before the answer, so its
+            cross-attention looks up what the question names (not the original's:
+            docs/tasks/vqa.md says when it helps).
 
     Reads ``inputs['images']`` [B, 3, H, W], ``inputs['question']`` (B texts) and, in
     ``loss``, ``inputs['answers']`` (a TextBatch whose ``owner`` names each answer's
@@ -83,6 +116,7 @@ class VQAHead(Head):
         label_smoothing: float = 0.0,
         loss_weight: float = 1.0,
         chunk_size: int = 1024,
+        question_in_decoder: bool = False,
     ) -> None:
         super().__init__()
         if top_k < 1 or chunk_size < 1:
@@ -93,6 +127,7 @@ class VQAHead(Head):
         self.top_k, self.chunk_size = top_k, chunk_size
         self.max_question_tokens, self.max_answer_tokens = max_question_tokens, max_answer_tokens
         self.original_ranking = original_ranking
+        self.question_in_decoder = question_in_decoder
         self.label_smoothing, self.loss_weight = label_smoothing, loss_weight
         self._candidates: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -102,14 +137,35 @@ class VQAHead(Head):
         ids, mask = sequences(inputs['question'], max_tokens=self.max_question_tokens)
         return model.encode(inputs['images'], ids, mask)
 
+    def prompt(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the decoder reads before each answer: ids [B, P] and mask [B, P]; ``[CLS]``,
+        or with ``question_in_decoder`` ``[CLS] question [SEP]``."""
+        if self.question_in_decoder:
+            return sequences(inputs['question'], max_tokens=self.max_question_tokens)
+        ids = torch.full((len(inputs['images']), 1), model.vocab.text_bos_id, device=model.device)
+        return ids, torch.ones_like(ids)
+
     @staticmethod
-    def answer_logits(model, ids, mask, memory, memory_mask) -> torch.Tensor:
-        """Teacher-forced text logits [N, L - 1, V] of answers ids [N, L] (mask [N, L]) against
-        memory [N, S, D]: position t predicts token t + 1."""
-        positions = torch.arange(ids.shape[1] - 1, device=ids.device)
-        return model.decoder_logits(
-            ids[:, :-1], positions, memory, memory_mask, TEXT, padding_mask=mask[:, :-1]
+    def answer_logits(model, prompt, ids, mask, memory, memory_mask):
+        """Teacher-forced logits of answers ids [N, L] (mask [N, L], ``[CLS] a [SEP]``) read
+        after their prompts (ids and mask [N, P]) against memory [N, S, D], at the positions
+        that predict an answer token only: logits [K, V], the K targets (text-id indices)
+        and the answer row [K] of each."""
+        joined, joined_mask, answer = join_prompt(*prompt, ids, mask)
+        positions = torch.arange(joined.shape[1] - 1, device=ids.device)
+        scored = answer[:, 1:]  # position t predicts token t + 1
+        logits = model.decoder_logits(
+            joined[:, :-1],
+            positions,
+            memory,
+            memory_mask,
+            TEXT,
+            padding_mask=joined_mask[:, :-1],
+            keep=scored,
         )
+        targets = joined[:, 1:][scored] - model.vocab.id_range(TEXT)[0]
+        rows = torch.arange(len(ids), device=ids.device)[:, None].expand_as(scored)[scored]
+        return logits, targets, rows
 
     # -- training ----------------------------------------------------------------------------
     def loss(self, model, inputs: dict, data_samples) -> dict[str, torch.Tensor]:
@@ -124,19 +180,21 @@ class VQAHead(Head):
             raise ValueError(f'{len(weights)} answer weights for {answers.num_texts} answers')
         weights = torch.tensor(weights, dtype=torch.float32, device=model.device)
         memory, memory_mask = self.encode(model, inputs)
+        prompt_ids, prompt_mask = self.prompt(model, inputs)
         ids, mask = sequences(answers, max_tokens=self.max_answer_tokens)
         owner = answers.owner
-        logits = self.answer_logits(model, ids, mask, memory[owner], memory_mask[owner])
-        start = model.vocab.id_range(TEXT)[0]
-        targets = (ids[:, 1:] - start).masked_fill(mask[:, 1:] == 0, -100)
+        logits, targets, rows = self.answer_logits(
+            model,
+            (prompt_ids[owner], prompt_mask[owner]),
+            ids,
+            mask,
+            memory[owner],
+            memory_mask[owner],
+        )
         token_nll = F.cross_entropy(
-            logits.float().transpose(1, 2),
-            targets,
-            ignore_index=-100,
-            reduction='none',
-            label_smoothing=self.label_smoothing,
-        )  # [N, L - 1], 0 at padding
-        loss = (weights * token_nll.sum(1)).sum() / len(memory)
+            logits.float(), targets, reduction='none', label_smoothing=self.label_smoothing
+        )  # [K]: each answer token's
+        loss = (weights[rows] * token_nll).sum() / len(memory)
         return {'loss_vqa': self.loss_weight * loss}
 
     # -- prediction --------------------------------------------------------------------------
@@ -157,30 +215,41 @@ class VQAHead(Head):
         ids, mask = self._candidates
         return ids.to(model.device), mask.to(model.device)
 
-    def first_token_log_probs(self, model, memory, memory_mask) -> torch.Tensor:
-        """log p(first answer token | image, question) over the text ids: [B, V]."""
-        start = torch.full((len(memory), 1), model.vocab.text_bos_id, device=memory.device)
-        positions = torch.arange(1, device=memory.device)
-        logits = model.decoder_logits(start, positions, memory, memory_mask, TEXT)
-        return logits[:, 0].float().log_softmax(-1)
+    def first_token_log_probs(self, model, prompt, memory, memory_mask) -> torch.Tensor:
+        """log p(first answer token | image, question) over the text ids: [B, V], read at
+        the last token of each prompt (ids and mask [B, P])."""
+        ids, mask = prompt
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        logits = model.decoder_logits(ids, positions, memory, memory_mask, TEXT, padding_mask=mask)
+        last = mask.sum(1) - 1
+        return logits[torch.arange(len(ids), device=ids.device), last].float().log_softmax(-1)
 
-    def candidate_log_likelihood(self, model, memory, memory_mask, chosen) -> torch.Tensor:
+    def candidate_log_likelihood(self, model, prompt, memory, memory_mask, chosen) -> torch.Tensor:
         """Summed log-probability [B, k] of each question's chosen candidates [B, k] (every
-        token after ``[CLS]``), teacher-forced ``chunk_size`` sequences at a time."""
+        token after ``[CLS]``) after its prompt, teacher-forced ``chunk_size`` sequences at a
+        time."""
         ids, mask = self.candidate_tokens(model)
-        start = model.vocab.id_range(TEXT)[0]
+        prompt_ids, prompt_mask = prompt
         k = chosen.shape[1]
         rows = max(1, self.chunk_size // k)
         scores = []
         for first in range(0, len(memory), rows):
             picked = chosen[first : first + rows].flatten()
-            part_ids, part_mask = ids[picked], mask[picked]
-            part_memory = memory[first : first + rows].repeat_interleave(k, 0)
-            part_memory_mask = memory_mask[first : first + rows].repeat_interleave(k, 0)
-            logits = self.answer_logits(model, part_ids, part_mask, part_memory, part_memory_mask)
-            targets = (part_ids[:, 1:] - start).clamp(min=0)[..., None]  # padding: masked
-            token = logits.float().log_softmax(-1).gather(-1, targets)[..., 0]
-            scores.append((token * part_mask[:, 1:]).sum(1).view(-1, k))
+            part = slice(first, first + rows)
+            logits, targets, answer_rows = self.answer_logits(
+                model,
+                (
+                    prompt_ids[part].repeat_interleave(k, 0),
+                    prompt_mask[part].repeat_interleave(k, 0),
+                ),
+                ids[picked],
+                mask[picked],
+                memory[part].repeat_interleave(k, 0),
+                memory_mask[part].repeat_interleave(k, 0),
+            )
+            token = logits.float().log_softmax(-1).gather(-1, targets[:, None])[:, 0]
+            summed = token.new_zeros(len(picked)).index_add_(0, answer_rows, token)
+            scores.append(summed.view(-1, k))
         return torch.cat(scores)
 
     def rank(self, model, inputs: dict, top_k: int | None = None):
@@ -188,12 +257,13 @@ class VQAHead(Head):
         probability and their scores [B, k]: whole-answer log-likelihood; with
         ``original_ranking`` plus the first token's log-probability once more."""
         memory, memory_mask = self.encode(model, inputs)
+        prompt = self.prompt(model, inputs)
         ids, _ = self.candidate_tokens(model)
-        first = self.first_token_log_probs(model, memory, memory_mask)
+        first = self.first_token_log_probs(model, prompt, memory, memory_mask)
         first_of_candidates = first[:, ids[:, 1] - model.vocab.id_range(TEXT)[0]]  # [B, C]
         k = min(top_k or self.top_k, len(ids))
         top_first, chosen = first_of_candidates.topk(k, dim=1)
-        scores = self.candidate_log_likelihood(model, memory, memory_mask, chosen)
+        scores = self.candidate_log_likelihood(model, prompt, memory, memory_mask, chosen)
         if self.original_ranking:
             scores = scores + top_first
         return chosen, scores
