@@ -225,6 +225,18 @@ def test_snli_ve_reads_the_published_files_with_the_original_label_ids(tmp_path)
     assert dataset.tally.bad == 4
 
 
+def pair_features_by_hand(model, pairs, ids, mask, encoder_ids, encoder_mask):
+    """[B, 2D]: for each side, the encoder reads that image with ``encoder_ids``, the decoder
+    the sentence ``ids`` against it; its state at the sentence's [SEP], side by side."""
+    halves = []
+    for side in (0, 1):
+        memory, memory_mask = model.encode(pairs[:, side], encoder_ids, encoder_mask)
+        positions = torch.arange(ids.shape[1])
+        hidden = model.decoder_hidden(ids, positions, memory, memory_mask, mask)
+        halves.append(hidden[torch.arange(len(ids)), mask.sum(1) - 1])  # [SEP]
+    return torch.cat(halves, 1)
+
+
 def test_the_pair_feature_is_each_images_sep_state_side_by_side():
     """Computed by hand: the encoder reads one image and an empty text, the decoder the
     sentence; the pair feature is [left image's state at [SEP], right image's]."""
@@ -240,15 +252,10 @@ def test_the_pair_feature_is_each_images_sep_state_side_by_side():
     empty_ids, empty_mask = model.tokenize(['', ''])
     with torch.no_grad():
         features = model.head.features(model, batch)
-        by_hand = []
-        for side in (0, 1):
-            memory, memory_mask = model.encode(pairs[:, side], empty_ids, empty_mask)
-            positions = torch.arange(ids.shape[1])
-            hidden = model.decoder_hidden(ids, positions, memory, memory_mask, mask)
-            by_hand.append(hidden[torch.arange(2), mask.sum(1) - 1])  # [SEP]
+        by_hand = pair_features_by_hand(model, pairs, ids, mask, empty_ids, empty_mask)
         predictions = model(batch, None, mode='predict')
     assert features.shape == (2, 64)
-    assert torch.allclose(features, torch.cat(by_hand, 1), atol=1e-5)
+    assert torch.allclose(features, by_hand, atol=1e-5)
     assert not torch.allclose(features[:, :32], features[:, 32:])  # the two images differ
     logits = model.head.classifier(features)
     scores = torch.stack([sample.pred_score for sample in predictions])
@@ -270,15 +277,10 @@ def test_with_text_in_encoder_the_encoder_reads_each_image_with_the_sentence():
     ids, mask = model.tokenize(strings)
     with torch.no_grad():
         features = model.head.features(model, batch)
-        by_hand = []
-        for side in (0, 1):
-            memory, memory_mask = model.encode(pairs[:, side], ids, mask)
-            positions = torch.arange(ids.shape[1])
-            hidden = model.decoder_hidden(ids, positions, memory, memory_mask, mask)
-            by_hand.append(hidden[torch.arange(2), mask.sum(1) - 1])
+        by_hand = pair_features_by_hand(model, pairs, ids, mask, ids, mask)
         model.head.text_in_encoder = False
         empty_text_features = model.head.features(model, batch)
-    assert torch.allclose(features, torch.cat(by_hand, 1), atol=1e-5)
+    assert torch.allclose(features, by_hand, atol=1e-5)
     assert not torch.allclose(features, empty_text_features, atol=1e-3)
 
 

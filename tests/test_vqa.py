@@ -386,6 +386,11 @@ def log_prob(bumps, previous: int, following: int, size: int) -> float:
     return row.get(following, 0.0) - math.log(total)
 
 
+def sequence_log_prob(bumps, size: int, *ids: int) -> float:
+    """log p(ids[1:] | ids[0]) under bigram_logits: the sum of each step's log_prob."""
+    return sum(log_prob(bumps, a, b, size) for a, b in zip(ids, ids[1:]))
+
+
 def question_batch(model, count: int = 1) -> dict:
     """Model inputs: random images and 'what is it' questions."""
     images = model.data_preprocessor.normalize(torch.rand(count, 3, 32, 32))
@@ -411,14 +416,14 @@ def test_ranking_keeps_top_k_by_first_token_then_the_likeliest_answer(monkeypatc
     }
     monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
 
-    def lp(a, b):
-        return log_prob(bumps, a, b, size)
+    def lp(*ids):
+        return sequence_log_prob(bumps, size, *ids)
 
     plain = {
-        'no': lp(cls, no) + lp(no, sep),
-        'red car': lp(cls, red) + lp(red, car) + lp(car, sep),
-        'red': lp(cls, red) + lp(red, sep),
-        'yes': lp(cls, yes) + lp(yes, sep),
+        'no': lp(cls, no, sep),
+        'red car': lp(cls, red, car, sep),
+        'red': lp(cls, red, sep),
+        'yes': lp(cls, yes, sep),
     }
     assert max(plain, key=plain.get) == 'yes'
     batch = question_batch(model, 2)
@@ -434,9 +439,9 @@ def test_ranking_keeps_top_k_by_first_token_then_the_likeliest_answer(monkeypatc
     # the original's ranking: a second [SEP] is scored and the first token counts twice
     model.head.original_ranking, model.head._candidates = True, None
     original = {
-        'no': 2 * lp(cls, no) + lp(no, sep) + lp(sep, sep),
-        'red car': 2 * lp(cls, red) + lp(red, car) + lp(car, sep) + lp(sep, sep),
-        'red': 2 * lp(cls, red) + lp(red, sep) + lp(sep, sep),
+        'no': lp(cls, no) + lp(cls, no, sep, sep),
+        'red car': lp(cls, red) + lp(cls, red, car, sep, sep),
+        'red': lp(cls, red) + lp(cls, red, sep, sep),
     }
     chosen, scores = model.head.rank(model, batch)
     for index, score in zip(chosen[0].tolist(), scores[0].tolist()):
@@ -458,7 +463,7 @@ def test_the_loss_is_the_weighted_summed_nll_over_the_questions(monkeypatch):
     loss = model.head.loss(model, inputs, samples)['loss_vqa']
 
     def nll(*ids):
-        return -sum(log_prob(bumps, a, b, size) for a, b in zip(ids, ids[1:]))
+        return -sequence_log_prob(bumps, size, *ids)
 
     expected = (0.7 * nll(cls, red, sep) + 0.3 * nll(cls, red, car, sep) + nll(cls, red, sep)) / 2
     assert float(loss) == pytest.approx(expected, rel=1e-5)
@@ -514,14 +519,14 @@ def test_with_the_question_in_the_decoder_answers_follow_the_question(monkeypatc
     }
     monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
 
-    def lp(a, b):
-        return log_prob(bumps, a, b, size)
+    def lp(*ids):
+        return sequence_log_prob(bumps, size, *ids)
 
     expected = {
-        'no': lp(sep, no) + lp(no, sep),
-        'red car': lp(sep, red) + lp(red, car) + lp(car, sep),
-        'red': lp(sep, red) + lp(red, sep),
-        'yes': lp(sep, yes) + lp(yes, sep),
+        'no': lp(sep, no, sep),
+        'red car': lp(sep, red, car, sep),
+        'red': lp(sep, red, sep),
+        'yes': lp(sep, yes, sep),
     }
     batch = question_batch(model, 2)
     chosen, scores = model.head.rank(model, batch)
