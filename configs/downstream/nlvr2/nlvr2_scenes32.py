@@ -35,7 +35,7 @@ model = dict(
     painting_relative_bias=True,
     pretrained='work_dirs/quickstart/davinci/iter_700.pth',
     # the encoder reads each image with the sentence (the original: with an empty text), so
-    # both halves look up what the sentence names: test1 79.2 -> 84.4-85.0 (docs/tasks/nlvr2.md)
+    # both halves look up what the sentence names (measured in docs/tasks/nlvr2.md)
     head=dict(text_in_encoder=True),
 )
 

@@ -44,7 +44,7 @@ model = dict(
         max_question_tokens=24,
         max_answer_tokens=8,
         # the decoder reads the question before writing the answer (the original: [CLS]
-        # alone), so it looks up what the question names: 84.1 -> 86.3 (docs/tasks/vqa.md)
+        # alone), so it looks up what the question names (measured in docs/tasks/vqa.md)
         question_in_decoder=True,
     ),
 )
