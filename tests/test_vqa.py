@@ -391,6 +391,19 @@ def sequence_log_prob(bumps, size: int, *ids: int) -> float:
     return sum(log_prob(bumps, a, b, size) for a, b in zip(ids, ids[1:]))
 
 
+def use_bigram_decoder(monkeypatch, model, bumps):
+    """Make ``model``'s decoder the bigram_logits of ``bumps``; return the by-hand
+    ``log p(ids[1:] | ids[0])`` under it (sequence_log_prob)."""
+    monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
+    size = model.vocab.id_range('text')[1]
+    return lambda *ids: sequence_log_prob(bumps, size, *ids)
+
+
+def word_ids(model, *words: str) -> list[int]:
+    """The first WordPiece id of each word."""
+    return [int(model.text_tokenizer.encode_words(word).ids[0]) for word in words]
+
+
 def question_batch(model, count: int = 1) -> dict:
     """Model inputs: random images and 'what is it' questions."""
     images = model.data_preprocessor.normalize(torch.rand(count, 3, 32, 32))
@@ -400,10 +413,8 @@ def question_batch(model, count: int = 1) -> dict:
 
 def test_ranking_keeps_top_k_by_first_token_then_the_likeliest_answer(monkeypatch):
     model = vqa_model(top_k=3).eval()
-    vocab = model.text_tokenizer
-    yes, no, red, car = (int(vocab.encode_words(w).ids[0]) for w in ('yes', 'no', 'red', 'car'))
+    yes, no, red, car = word_ids(model, 'yes', 'no', 'red', 'car')
     cls, sep = model.vocab.text_bos_id, model.vocab.text_eos_id
-    size = model.vocab.id_range('text')[1]
     # first token: red > no > yes; 'yes' then ends surely, so it is the likeliest answer
     # overall, but its first token ranks last and top_k=3 leaves it out
     bumps = {
@@ -414,11 +425,7 @@ def test_ranking_keeps_top_k_by_first_token_then_the_likeliest_answer(monkeypatc
         car: {sep: 5.0, car: 1.0},
         sep: {sep: 7.0},
     }
-    monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
-
-    def lp(*ids):
-        return sequence_log_prob(bumps, size, *ids)
-
+    lp = use_bigram_decoder(monkeypatch, model, bumps)
     plain = {
         'no': lp(cls, no, sep),
         'red car': lp(cls, red, car, sep),
@@ -451,21 +458,17 @@ def test_ranking_keeps_top_k_by_first_token_then_the_likeliest_answer(monkeypatc
 def test_the_loss_is_the_weighted_summed_nll_over_the_questions(monkeypatch):
     model = vqa_model()
     vocab = model.text_tokenizer
-    red, car = (int(vocab.encode_words(w).ids[0]) for w in ('red', 'car'))
+    red, car = word_ids(model, 'red', 'car')
     cls, sep = model.vocab.text_bos_id, model.vocab.text_eos_id
-    size = model.vocab.id_range('text')[1]
     bumps = {cls: {red: 2.0}, red: {sep: 1.0, car: 0.5}, car: {sep: 3.0}}
-    monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
+    lp = use_bigram_decoder(monkeypatch, model, bumps)
     inputs = question_batch(model, 2)
     answer_texts = [vocab.encode_words(t) for t in ('red', 'red car', 'red')]
     inputs['answers'] = pad_texts(answer_texts, owner=[0, 0, 1])
     samples = [DataSample(answer_weight=[0.7, 0.3]), DataSample(answer_weight=[1.0])]
     loss = model.head.loss(model, inputs, samples)['loss_vqa']
 
-    def nll(*ids):
-        return -sequence_log_prob(bumps, size, *ids)
-
-    expected = (0.7 * nll(cls, red, sep) + 0.3 * nll(cls, red, car, sep) + nll(cls, red, sep)) / 2
+    expected = -(0.7 * lp(cls, red, sep) + 0.3 * lp(cls, red, car, sep) + lp(cls, red, sep)) / 2
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match='2 answer weights for 3 answers'):
         model.head.loss(
@@ -502,12 +505,8 @@ def test_with_the_question_in_the_decoder_answers_follow_the_question(monkeypatc
     so the first answer token is predicted at the question's [SEP]; the loss and the
     ranking score the answer tokens only."""
     model = vqa_model(top_k=4, question_in_decoder=True).eval()
-    vocab = model.text_tokenizer
-    what, yes, no, red, car = (
-        int(vocab.encode_words(w).ids[0]) for w in ('what', 'yes', 'no', 'red', 'car')
-    )
+    what, yes, no, red, car = word_ids(model, 'what', 'yes', 'no', 'red', 'car')
     cls, sep = model.vocab.text_bos_id, model.vocab.text_eos_id
-    size = model.vocab.id_range('text')[1]
     # after [CLS] 'red' would lead; after the question's [SEP] 'no' does
     bumps = {
         cls: {red: 9.0, what: 1.0},
@@ -517,11 +516,7 @@ def test_with_the_question_in_the_decoder_answers_follow_the_question(monkeypatc
         car: {sep: 5.0},
         yes: {sep: 1.0},
     }
-    monkeypatch.setattr(model, 'decoder_logits', bigram_logits(model, bumps))
-
-    def lp(*ids):
-        return sequence_log_prob(bumps, size, *ids)
-
+    lp = use_bigram_decoder(monkeypatch, model, bumps)
     expected = {
         'no': lp(sep, no, sep),
         'red car': lp(sep, red, car, sep),
@@ -539,7 +534,9 @@ def test_with_the_question_in_the_decoder_answers_follow_the_question(monkeypatc
     model.head.question_in_decoder = True
     model.train()
     inputs = question_batch(model, 2)
-    inputs['answers'] = pad_texts([vocab.encode_words(t) for t in ('red car', 'no')], owner=[0, 1])
+    inputs['answers'] = pad_texts(
+        [model.text_tokenizer.encode_words(t) for t in ('red car', 'no')], owner=[0, 1]
+    )
     samples = [DataSample(answer_weight=[1.0]), DataSample(answer_weight=[0.5])]
     loss = model.head.loss(model, inputs, samples)['loss_vqa']
     by_hand = -(expected['red car'] + 0.5 * expected['no']) / 2
