@@ -220,9 +220,11 @@ class VQAHead(Head):
         the last token of each prompt (ids and mask [B, P])."""
         ids, mask = prompt
         positions = torch.arange(ids.shape[1], device=ids.device)
-        logits = model.decoder_logits(ids, positions, memory, memory_mask, TEXT, padding_mask=mask)
-        last = mask.sum(1) - 1
-        return logits[torch.arange(len(ids), device=ids.device), last].float().log_softmax(-1)
+        last = positions[None] == (mask.sum(1) - 1)[:, None]  # [B, P]: one position per row
+        logits = model.decoder_logits(
+            ids, positions, memory, memory_mask, TEXT, padding_mask=mask, keep=last
+        )
+        return logits.float().log_softmax(-1)
 
     def candidate_log_likelihood(self, model, prompt, memory, memory_mask, chosen) -> torch.Tensor:
         """Summed log-probability [B, k] of each question's chosen candidates [B, k] (every
