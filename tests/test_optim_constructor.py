@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
+from mmengine.logging import MMLogger
 from torch import nn
 
 from davinci_zoo.engine.optim import build_optim_wrapper
@@ -67,3 +70,35 @@ def test_parameters_keep_their_settings_in_fewer_groups_and_step_alike():
     for name, param in by_name.items():
         torch.testing.assert_close(param, plain_by_name[name], atol=1e-6, rtol=0)
     assert all(not torch.equal(param, start[name]) for name, param in by_name.items())
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_frozen_parameters_are_left_out_with_one_log_line():
+    logger, records = MMLogger.get_current_instance(), Records()
+    logger.addHandler(records)
+    torch.manual_seed(0)
+    model = Tiny()
+    model.linear.requires_grad_(False)
+    cfg = dict(
+        constructor='GroupedOptimWrapperConstructor',
+        optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.1),
+        paramwise_cfg=dict(norm_decay_mult=0.0),
+    )
+    try:
+        wrapper = build_optim_wrapper(model, cfg)
+    finally:
+        logger.removeHandler(records)
+    held = {id(p) for group in wrapper.optimizer.param_groups for p in group['params']}
+    assert held == {id(p) for p in model.parameters() if p.requires_grad} and len(held) == 5
+    assert not [line for line in records.messages if 'is skipped since' in line]
+    assert [
+        line for line in records.messages if line.endswith(': 2 parameter tensors of 20 numbers')
+    ]

@@ -99,3 +99,55 @@ def test_tools_report_a_pretrained_checkpoint_that_does_not_fit_in_one_line(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error: model.pretrained') and 'shape mismatches' in last
     assert 'Traceback' not in result.stderr
+
+
+FINETUNE_OPTIM = dict(
+    constructor='GroupedOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.02),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+)
+
+
+def test_frozen_parts_keep_their_weights_and_statistics_while_the_rest_trains():
+    """``frozen_parts``: no gradients, no optimizer slot, BatchNorm statistics fixed in train
+    mode; the tied word embeddings freeze the decoder's output projection with them."""
+    from mmpretrain.structures import DataSample
+
+    from davinci_zoo.engine.optim import build_optim_wrapper
+    from davinci_zoo.text import tokenize_texts
+
+    frozen = ['image_embedder', 'encoder.embeddings.word_embeddings', 'encoder.layers.0']
+    torch.manual_seed(0)
+    model = MODELS.build(task_config(encoder_layers=2, frozen_parts=frozen))
+    wrapper = build_optim_wrapper(model, dict(FINETUNE_OPTIM))
+    optimized = {id(p) for group in wrapper.optimizer.param_groups for p in group['params']}
+    by_name = dict(model.named_parameters())
+    is_frozen = lambda key: key.startswith(tuple(f'{part}.' for part in frozen))  # noqa: E731
+    assert sum(map(is_frozen, by_name)) > 20
+    assert model.decoder.head.word_embeddings[0].weight.requires_grad is False  # tied
+    for name, param in by_name.items():
+        trains = not is_frozen(name)
+        assert param.requires_grad == trains and (id(param) in optimized) == trains, name
+
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    model.train()
+    assert not model.image_embedder.training and not model.encoder.layers[0].training
+    assert model.encoder.layers[1].training and model.head.training
+    samples = [DataSample().set_gt_label(label) for label in (0, 2)]
+    inputs = dict(
+        images=torch.randn(2, 3, 32, 32),
+        caption=tokenize_texts(model.text_tokenizer, ['a red circle', 'two squares']),
+    )
+    wrapper.update_params(model(inputs, samples, mode='loss')['loss_cls'])
+    after = model.state_dict()
+    assert by_name['image_embedder.conv1.weight'].grad is None
+    running = [key for key in before if 'running_mean' in key]
+    assert running and all(is_frozen(key) for key in running)
+    for key in before:  # weights and BatchNorm statistics alike
+        unchanged = torch.equal(before[key], after[key])
+        if is_frozen(key):
+            assert unchanged, key
+        elif key.startswith(('encoder.layers.1.', 'head.')):
+            assert not unchanged, key
+    with pytest.raises(ValueError, match=r"no submodule 'encoder\.layer\.0'.*image_embedder"):
+        MODELS.build(task_config(frozen_parts=['encoder.layer.0']))

@@ -71,3 +71,33 @@ def test_training_mode_prints_json():
     report = json.loads(result.stdout)
     assert report['mode'] == 'training' and report['batch'] == 2
     assert report['code_grid'] == [8, 8] and report['step_gflop'] > 0
+
+
+@pytest.mark.slow(budget_s=90)
+@pytest.mark.subprocess
+def test_finetune_mode_times_each_frozen_set_on_the_task_data(tmp_path):
+    from test_heads import classification_config, write_counting_fixture
+
+    config = classification_config(tmp_path, write_counting_fixture(tmp_path, count=40, train=32))
+    frozen = ['image_embedder', 'encoder.embeddings.word_embeddings']
+    result = run_tool(
+        'tools/benchmark.py', 'finetune', config, '--frozen', '', ','.join(frozen),
+        '--rounds', '2', timeout=80,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report['mode'] == 'finetune' and report['batch'] == 16 and report['device'] == 'cpu'
+    base, frozen_set = report['variants']
+    assert base['frozen_parts'] == [] and frozen_set['frozen_parts'] == frozen
+    assert base['relative'] == 1.0 and frozen_set['relative'] > 0
+    model = MODELS.build(dict(Config.fromfile(config).model, pretrained=None))
+    total = sum(p.numel() for p in model.parameters())
+    in_frozen = sum(p.numel() for name in frozen for p in model.get_submodule(name).parameters())
+    assert base['trainable_parameters'] == total
+    assert frozen_set['trainable_parameters'] == total - in_frozen
+    # the frozen embedder's backward is skipped: fewer FLOPs in the same forward
+    assert frozen_set['step_gflop'] < base['step_gflop']
+    assert base['samples_per_s'] == pytest.approx(16 / base['step_seconds_mean'])
+
+    broken = run_tool('tools/benchmark.py', 'finetune', config, '--frozen', 'encoder.layer.9')
+    assert broken.returncode != 0 and "no submodule 'encoder.layer.9'" in broken.stderr

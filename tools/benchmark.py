@@ -3,6 +3,8 @@
     python tools/benchmark.py tokenizer configs/tokenizers/vqgan_f4_scenes32.py [--batch 32]
     OMP_NUM_THREADS=1 python tools/benchmark.py generation --threads 1   # davinci_base
     python tools/benchmark.py training configs/davinci_base.py --batch 8
+    python tools/benchmark.py finetune configs/downstream/nlvr2/nlvr2_scenes32.py \
+        --frozen '' image_embedder encoder.embeddings.word_embeddings,image_embedder
 
 Modes:
     tokenizer   encode and decode images/s of the config's image tokenizer (random weights
@@ -16,6 +18,11 @@ Modes:
                 samples/s, peak memory, FLOPs per step (FlopCounterMode) and utilisation
                 against the best fp32 4096x4096 matrix product, tokenizer encoding on its
                 own, per-op time profile (davinci_zoo/benchmarks/training.py).
+    finetune    a task config's training step on its own training batches (seeded random
+                weights), once per --frozen set of model parts (comma-separated
+                frozen_parts; '' for none), in interleaved rounds: step time, samples/s,
+                FLOPs and time relative to the first set
+                (davinci_zoo/benchmarks/finetuning.py).
 """
 
 from __future__ import annotations
@@ -48,6 +55,16 @@ def parse_args(argv=None):
     training.add_argument('--batch', type=int, default=8)
     training.add_argument('--steps', type=int, default=5, help='timed steps (the best counts)')
     training.add_argument('--threads', type=int, help='torch threads (default: torch default)')
+    finetune = modes.add_parser('finetune', help="a task config's step with parts frozen")
+    finetune.add_argument('config')
+    finetune.add_argument(
+        '--frozen',
+        nargs='+',
+        default=[''],
+        help="sets of frozen_parts, each comma-separated ('' for none); the first is the base",
+    )
+    finetune.add_argument('--rounds', type=int, default=5, help='timed steps of each set')
+    finetune.add_argument('--threads', type=int, help='torch threads (default: torch default)')
     return parser.parse_args(argv)
 
 
@@ -68,16 +85,17 @@ def add_generation_parser(modes) -> None:
     generation.add_argument('--threads', type=int, help='torch threads (default: torch default)')
 
 
-def machine_info(module) -> dict:
+def machine_info(module=None) -> dict:
     """The versions, threads and processor, and the device the measured ``module`` ran on
-    (these benchmarks run on the CPU: a GPU on the machine does not make them GPU numbers)."""
+    (these benchmarks run on the CPU, where models are built when no module is given: a GPU
+    on the machine does not make them GPU numbers)."""
     import torch
 
     return dict(
         torch=torch.__version__,
         threads=torch.get_num_threads(),
         cpu=platform.processor() or platform.machine(),
-        device=str(next(module.parameters()).device),
+        device='cpu' if module is None else str(next(module.parameters()).device),
     )
 
 
@@ -170,6 +188,25 @@ def benchmark_training(args) -> dict:
     return dict(result, config=args.config, **machine_info(model))
 
 
+def benchmark_finetune(args) -> dict:
+    from mmengine.logging import MMLogger
+
+    from davinci_zoo.benchmarks.finetuning import FinetuneSettings, run_finetune_benchmark
+
+    cfg = load_config(args.config)
+    if 'train_dataloader' not in cfg or 'head' not in cfg.get('model', {}):
+        raise UserError(f'{args.config} is not a task config (a model head and a train_dataloader)')
+    variants = [[part for part in spec.split(',') if part] for spec in args.frozen]
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the optimizer's per-parameter notes would garble the JSON
+    try:
+        result = run_finetune_benchmark(cfg, variants, FinetuneSettings(rounds=args.rounds))
+    finally:
+        logger.setLevel(level)
+    return dict(result, config=args.config, **machine_info())
+
+
 def main(argv=None):
     args = parse_args(argv)
     if getattr(args, 'threads', None):
@@ -180,6 +217,7 @@ def main(argv=None):
         'tokenizer': benchmark_tokenizer,
         'generation': benchmark_generation,
         'training': benchmark_training,
+        'finetune': benchmark_finetune,
     }
     result = modes[args.mode](args)
     print(json.dumps(result, indent=2))

@@ -65,6 +65,12 @@ class DaVinci(BaseModel):
         pretrained: a checkpoint to start from (a task from pretraining): loaded strictly except
             that the head's keys may be new; image position tables are resized to this
             ``image_size`` (:func:`~.pretrained.load_pretrained`). None: the initialisation.
+        frozen_parts: names of submodules that do not train, as ``named_modules`` spells
+            them (``'image_embedder'``, ``'encoder.layers.0'``,
+            ``'encoder.embeddings.word_embeddings'``): their parameters get no gradients
+            (their backward pass and optimizer update are skipped) and they stay in eval
+            mode (BatchNorm statistics and dropout fixed). The word embeddings are tied to
+            the decoder's output projection: freezing them freezes both.
         data_preprocessor: default ``DaVinciDataPreprocessor`` (CLIP normalisation).
 
     ``forward(inputs, data_samples, mode)``: ``inputs`` as
@@ -99,6 +105,7 @@ class DaVinci(BaseModel):
         initializer_range: float = 0.02,
         vocab_file: str | None = None,
         pretrained: str | None = None,
+        frozen_parts: list[str] = (),
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -162,6 +169,7 @@ class DaVinci(BaseModel):
         self.head = None if head is None else HEADS.build(with_hidden_size(head, hidden_size))
         if pretrained:
             load_pretrained(self, pretrained)
+        self.frozen_parts = [self._freeze(name) for name in frozen_parts]
         self._train_steps = 0
         self._fired = [False] * len(self.objectives)
 
@@ -241,10 +249,25 @@ class DaVinci(BaseModel):
         weight = self.encoder.embeddings.word_embeddings.weight
         weight[start:end] = embedded.to(weight.dtype)
 
+    def _freeze(self, name: str) -> str:
+        """Stop submodule ``name`` training (see ``frozen_parts``); returns the name."""
+        try:
+            part = self.get_submodule(name)
+        except AttributeError:
+            parts = ', '.join(name for name, _ in self.named_children())
+            raise ValueError(
+                f'frozen_parts: the model has no submodule {name!r}; give a dotted name as '
+                f'named_modules() spells it, under one of: {parts}'
+            ) from None
+        part.requires_grad_(False)
+        return name
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.image_tokenizer is not None:
             self.image_tokenizer.eval()  # frozen: BatchNorm/EMA statistics never move
+        for name in getattr(self, 'frozen_parts', ()):  # set at the end of __init__
+            self.get_submodule(name).eval()
         return self
 
     @property
