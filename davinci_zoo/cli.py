@@ -24,9 +24,10 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from .models.parts import FrozenPartError
     from .registry import ComponentLookupError
 
-    return UserError, CheckpointError, ComponentLookupError, FileNotFoundError
+    return UserError, CheckpointError, ComponentLookupError, FileNotFoundError, FrozenPartError
 
 
 def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None):

@@ -151,3 +151,7 @@ def test_frozen_parts_keep_their_weights_and_statistics_while_the_rest_trains():
             assert not unchanged, key
     with pytest.raises(ValueError, match=r"no submodule 'encoder\.layer\.0'.*image_embedder"):
         MODELS.build(task_config(frozen_parts=['encoder.layer.0']))
+    with pytest.raises(ValueError, match="no submodule ''"):  # not the whole model
+        MODELS.build(task_config(frozen_parts=['']))
+    with pytest.raises(ValueError, match=r"got the string 'encoder': write \['encoder'\]"):
+        MODELS.build(task_config(frozen_parts='encoder'))

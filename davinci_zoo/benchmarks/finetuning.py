@@ -3,9 +3,9 @@ data, for several sets of ``frozen_parts`` of the model, measured in interleaved
 
 Each variant is the config's model (seeded random weights: the step's cost does not depend on
 them) with one set of parts frozen, and its own optimizer from the config. Every round runs one
-step of every variant on the same batch, so the variants share the machine's slow and fast
-stretches; a variant's time is its mean over the rounds, and ``relative`` divides it by the
-first variant's.
+step of every variant on the same batch, starting with the next variant each round, so the
+variants share the machine's slow and fast stretches and none always runs first; a variant's
+time is its mean over the rounds, and ``relative`` divides it by the first variant's.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from .training import count_flops, matmul_flops_per_second, peak_rss_mb
 
 @dataclass
 class FinetuneSettings:
+    """``rounds`` timed steps of each variant (one batch each) after ``warmup`` untimed ones."""
+
     rounds: int = 5
     warmup: int = 2
     seed: int = 0
@@ -61,19 +63,21 @@ def training_step(model, optim_wrapper, batch) -> None:
 
 def run_finetune_benchmark(cfg, variants: list[list[str]], settings: FinetuneSettings) -> dict:
     """Time the config's training step with each set of frozen parts; returns a JSON-ready dict."""
+    built = [build_variant(cfg, parts, settings.seed) for parts in variants]  # names checked
     batches = training_batches(cfg, settings.rounds)
-    built = [build_variant(cfg, parts, settings.seed) for parts in variants]
     for model, wrapper in built:
         for batch in batches[: settings.warmup]:
             training_step(model, wrapper, batch)
+    rate = matmul_flops_per_second(repeats=2)
     seconds = [[] for _ in built]
-    rates = []
-    for batch in batches:
-        for index, (model, wrapper) in enumerate(built):
+    for round_index, batch in enumerate(batches):
+        for offset in range(len(built)):
+            index = (round_index + offset) % len(built)
+            model, wrapper = built[index]
             start = time.perf_counter()
             training_step(model, wrapper, batch)
             seconds[index].append(time.perf_counter() - start)
-        rates.append(matmul_flops_per_second(repeats=2))
+    rate = max(rate, matmul_flops_per_second(repeats=2))
     batch_size = len(batches[0]['data_samples'])
     results = []
     for parts, (model, wrapper), times in zip(variants, built, seconds):
@@ -96,7 +100,7 @@ def run_finetune_benchmark(cfg, variants: list[list[str]], settings: FinetuneSet
         rounds=settings.rounds,
         warmup_steps=settings.warmup,
         dtype='float32',
-        matmul_gflop_per_s=max(rates) / 1e9,
+        matmul_gflop_per_s=rate / 1e9,
         variants=results,
         peak_rss_mb=peak_rss_mb(),
     )

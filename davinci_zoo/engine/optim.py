@@ -22,42 +22,45 @@ class GroupedOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     Use it with ``optim_wrapper = dict(constructor='GroupedOptimWrapperConstructor', ...)``.
 
     Parameters that do not train (``requires_grad=False``: a model's ``frozen_parts``) are
-    left out, as by the default, with one log line instead of a warning per parameter.
+    left out, with or without a ``paramwise_cfg``, and one log line says how many (the default
+    warns once per parameter with one, and keeps them without).
     """
 
     def __call__(self, model):
-        skipped = FrozenSkipCounter()
+        quiet = DropFrozenSkipWarnings()
         logger = MMLogger.get_current_instance()
-        logger.addFilter(skipped)
+        logger.addFilter(quiet)
         try:
             wrapper = super().__call__(model)
         finally:
-            logger.removeFilter(skipped)
-        if skipped.count:
-            frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-            tensors = f'{skipped.count} parameter tensor' + ('s' if skipped.count > 1 else '')
+            logger.removeFilter(quiet)
+        # a new optimizer holds no state yet: its groups can be replaced in place
+        groups = without_frozen(wrapper.optimizer.param_groups)
+        wrapper.optimizer.param_groups = merge_param_groups(groups)
+        frozen = [param for param in model.parameters() if not param.requires_grad]
+        if frozen:
+            tensors = f'{len(frozen)} parameter tensor' + ('s' if len(frozen) > 1 else '')
+            numbers = sum(param.numel() for param in frozen)
             print_log(
                 f'left out of the optimizer, as they do not train (requires_grad=False): '
-                f'{tensors} of {frozen:,} numbers',
+                f'{tensors} of {numbers:,} numbers',
                 logger='current',
             )
-        # a new optimizer holds no state yet: its groups can be replaced in place
-        wrapper.optimizer.param_groups = merge_param_groups(wrapper.optimizer.param_groups)
         return wrapper
 
 
-class FrozenSkipCounter(logging.Filter):
-    """Counts, and drops, mmengine's "X is skipped since its requires_grad=False" warnings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
+class DropFrozenSkipWarnings(logging.Filter):
+    """Drops mmengine's "X is skipped since its requires_grad=False" (one per parameter)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().endswith('is skipped since its requires_grad=False'):
-            self.count += 1
-            return False
-        return True
+        return not record.getMessage().endswith('is skipped since its requires_grad=False')
+
+
+def without_frozen(groups: list[dict]) -> list[dict]:
+    """Param groups without parameters that do not train (mmengine keeps them when there is no
+    ``paramwise_cfg``); groups left empty are dropped."""
+    kept = [dict(group, params=[p for p in group['params'] if p.requires_grad]) for group in groups]
+    return [group for group in kept if group['params']]
 
 
 def merge_param_groups(groups: list[dict]) -> list[dict]:

@@ -18,6 +18,10 @@ class ObjectiveStarvedError(ValueError):
     """A configured objective gave no loss in its first training steps (no data reached it)."""
 
 
+class FrozenPartError(ValueError):
+    """``frozen_parts`` names something that is not a submodule of the model."""
+
+
 def component_class(config):
     """The class an OBJECTIVES / HEADS config (or an already built module) stands for."""
     from ..registry import HEADS, OBJECTIVES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,13 @@ from mmengine.model import BaseModel
 
 from ...registry import BACKBONES, HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 from ...text import sequences, shared_tokenizer, tokenize_texts
-from ..parts import IMAGE_TOKENIZER, ObjectiveStarvedError, all_ranks_any, parts_used
+from ..parts import (
+    IMAGE_TOKENIZER,
+    FrozenPartError,
+    ObjectiveStarvedError,
+    all_ranks_any,
+    parts_used,
+)
 from .embeddings import ImageGridEmbeddings
 from .layer_depth import layer_depth
 from .pretrained import load_pretrained
@@ -67,10 +74,11 @@ class DaVinci(BaseModel):
             ``image_size`` (:func:`~.pretrained.load_pretrained`). None: the initialisation.
         frozen_parts: names of submodules that do not train, as ``named_modules`` spells
             them (``'image_embedder'``, ``'encoder.layers.0'``,
-            ``'encoder.embeddings.word_embeddings'``): their parameters get no gradients
-            (their backward pass and optimizer update are skipped) and they stay in eval
-            mode (BatchNorm statistics and dropout fixed). The word embeddings are tied to
-            the decoder's output projection: freezing them freezes both.
+            ``'encoder.embeddings.word_embeddings'``): their parameters get no gradients (no
+            weight gradients or optimizer updates; the backward pass stops at the lowest part
+            that trains) and they stay in eval mode (BatchNorm statistics and dropout fixed).
+            The word embeddings are tied to the decoder's output projection: freezing them
+            freezes both.
         data_preprocessor: default ``DaVinciDataPreprocessor`` (CLIP normalisation).
 
     ``forward(inputs, data_samples, mode)``: ``inputs`` as
@@ -105,7 +113,7 @@ class DaVinci(BaseModel):
         initializer_range: float = 0.02,
         vocab_file: str | None = None,
         pretrained: str | None = None,
-        frozen_parts: list[str] = (),
+        frozen_parts: Sequence[str] = (),
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -169,7 +177,7 @@ class DaVinci(BaseModel):
         self.head = None if head is None else HEADS.build(with_hidden_size(head, hidden_size))
         if pretrained:
             load_pretrained(self, pretrained)
-        self.frozen_parts = [self._freeze(name) for name in frozen_parts]
+        self.frozen_parts = self._freeze(frozen_parts)
         self._train_steps = 0
         self._fired = [False] * len(self.objectives)
 
@@ -249,18 +257,26 @@ class DaVinci(BaseModel):
         weight = self.encoder.embeddings.word_embeddings.weight
         weight[start:end] = embedded.to(weight.dtype)
 
-    def _freeze(self, name: str) -> str:
-        """Stop submodule ``name`` training (see ``frozen_parts``); returns the name."""
-        try:
-            part = self.get_submodule(name)
-        except AttributeError:
-            parts = ', '.join(name for name, _ in self.named_children())
-            raise ValueError(
-                f'frozen_parts: the model has no submodule {name!r}; give a dotted name as '
-                f'named_modules() spells it, under one of: {parts}'
-            ) from None
-        part.requires_grad_(False)
-        return name
+    def _freeze(self, names: Sequence[str]) -> list[str]:
+        """Stop the submodules ``names`` training (see ``frozen_parts``); returns the names."""
+        if isinstance(names, str):
+            raise FrozenPartError(
+                f'frozen_parts is a list of submodule names, got the string {names!r}: '
+                f'write [{names!r}]'
+            )
+        for name in names:
+            try:
+                part = self.get_submodule(name) if name else None  # '' would be the model
+            except AttributeError:
+                part = None
+            if part is None:
+                children = ', '.join(child for child, _ in self.named_children())
+                raise FrozenPartError(
+                    f'frozen_parts: the model has no submodule {name!r}; give a dotted name '
+                    f'as named_modules() spells it, under one of: {children}'
+                )
+            part.requires_grad_(False)
+        return list(names)
 
     def train(self, mode: bool = True):
         super().train(mode)
