@@ -28,6 +28,7 @@ Modes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os.path as osp
@@ -167,9 +168,22 @@ def benchmark_generation(args) -> dict:
     return dict(result, config=args.config, **machine_info(model))
 
 
-def benchmark_training(args) -> dict:
+@contextlib.contextmanager
+def errors_only_logging():
+    """mmengine's logger at ERROR inside: the optimizer constructor's per-parameter notes
+    would garble the JSON on stdout."""
     from mmengine.logging import MMLogger
 
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def benchmark_training(args) -> dict:
     from davinci_zoo.benchmarks.training import TrainingSettings, run_training_benchmark
     from davinci_zoo.engine.optim import build_optim_wrapper
     from davinci_zoo.registry import MODELS
@@ -178,32 +192,22 @@ def benchmark_training(args) -> dict:
     if (cfg.model.get('image_tokenizer') or {}).get('checkpoint'):
         cfg.model.image_tokenizer.checkpoint = None  # speed does not depend on the weights
     model = MODELS.build(cfg.model)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the optimizer's per-parameter notes would garble the JSON
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    logger.setLevel(level)
+    with errors_only_logging():
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     settings = TrainingSettings(batch=args.batch, steps=args.steps)
     result = run_training_benchmark(model, optim_wrapper, cfg.model.image_size, settings)
     return dict(result, config=args.config, **machine_info(model))
 
 
 def benchmark_finetune(args) -> dict:
-    from mmengine.logging import MMLogger
-
     from davinci_zoo.benchmarks.finetuning import FinetuneSettings, run_finetune_benchmark
 
     cfg = load_config(args.config)
     if 'train_dataloader' not in cfg or 'head' not in cfg.get('model', {}):
         raise UserError(f'{args.config} is not a task config (a model head and a train_dataloader)')
     variants = [[part for part in spec.split(',') if part] for spec in args.frozen]
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the optimizer's per-parameter notes would garble the JSON
-    try:
+    with errors_only_logging():
         result = run_finetune_benchmark(cfg, variants, FinetuneSettings(rounds=args.rounds))
-    finally:
-        logger.setLevel(level)
     return dict(result, config=args.config, **machine_info())
 
 

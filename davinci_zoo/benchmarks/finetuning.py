@@ -79,9 +79,9 @@ def run_finetune_benchmark(cfg, variants: list[list[str]], settings: FinetuneSet
             seconds[index].append(time.perf_counter() - start)
     rate = max(rate, matmul_flops_per_second(repeats=2))
     batch_size = len(batches[0]['data_samples'])
+    means = [sum(times) / len(times) for times in seconds]
     results = []
-    for parts, (model, wrapper), times in zip(variants, built, seconds):
-        mean = sum(times) / len(times)
+    for parts, (model, wrapper), times, mean in zip(variants, built, seconds, means):
         flops = count_flops(lambda: training_step(model, wrapper, batches[0]))  # noqa: B023
         results.append(
             dict(
@@ -91,7 +91,7 @@ def run_finetune_benchmark(cfg, variants: list[list[str]], settings: FinetuneSet
                 step_seconds_best=min(times),
                 samples_per_s=batch_size / mean,
                 step_gflop=flops / 1e9,
-                relative=mean / (sum(seconds[0]) / len(seconds[0])),
+                relative=mean / means[0],
             )
         )
     return dict(
