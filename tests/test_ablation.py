@@ -129,6 +129,7 @@ def test_the_scene_grid_plans_six_mixes_at_three_nested_scales(tmp_path):
     mix = shown(str(ABLATIONS / 'pim.py'))
     assert write_paint.commands[0][2:4] == (mix, shown(checkpoint))
     assert f'model.pretrained={shown(checkpoint)}' in vqa.commands[0]
+    assert 'optim_wrapper.optimizer.lr=0.0002' in vqa.commands[0]  # the rate it was measured at
     assert vqa.commands[1][2] == shown(str(REPO / 'configs/downstream/vqa/vqa_scenes32.py'))
     assert 'probe_scenes_shapes' in probe.commands[0]
     assert dict(probe.requires)['data/scenes_tasks/classification/cifar-10-batches-py'].startswith(

@@ -284,6 +284,34 @@ def test_with_text_in_encoder_the_encoder_reads_each_image_with_the_sentence():
     assert not torch.allclose(features, empty_text_features, atol=1e-3)
 
 
+def test_without_text_in_decoder_the_decoder_reads_cls_against_image_and_sentence():
+    """The encoder reads each image with the sentence; the decoder reads [CLS] alone and its
+    state there is each image's feature (by hand). It differs from the decoder reading the
+    sentence, changes with the sentence, and needs the sentence in the encoder."""
+    torch.manual_seed(0)
+    head = dict(
+        type='PairClassificationHead', num_classes=2, text_in_encoder=True, text_in_decoder=False
+    )
+    model = build_model(objectives=[], head=head).eval()
+    strings = ['the left image shows a red circle', 'two squares']
+    pairs = model.data_preprocessor.normalize(torch.rand(2, 2, 3, SIZE, SIZE))
+    batch = dict(images=pairs, text=texts(model, strings))
+    ids, mask = model.tokenize(strings)
+    cls_ids, cls_mask = model.tokenize(['', ''])
+    assert cls_ids.shape == (2, 1)  # [CLS] alone
+    with torch.no_grad():
+        features = model.head.features(model, batch)
+        by_hand = pair_features_by_hand(model, pairs, cls_ids, cls_mask, ids, mask)
+        swapped = model.head.features(model, dict(batch, text=texts(model, strings[::-1])))
+        model.head.text_in_decoder = True
+        sentence_in_decoder = model.head.features(model, batch)
+    assert torch.allclose(features, by_hand, atol=1e-5)
+    assert not torch.allclose(features, swapped, atol=1e-3)  # the sentence is read
+    assert not torch.allclose(features, sentence_in_decoder, atol=1e-3)
+    with pytest.raises(ValueError, match='text_in_decoder=False needs text_in_encoder=True'):
+        build_model(objectives=[], head=dict(head, text_in_encoder=False))
+
+
 @pytest.fixture(scope='module')
 def quickstart_like_checkpoint(tmp_path_factory) -> str:
     """The weights of a DaVinci built from the quick start's config (tokenizer included), as
