@@ -24,10 +24,16 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    from .models.parts import FrozenPartError
+    from .models.parts import ComponentArgumentError
     from .registry import ComponentLookupError
 
-    return UserError, CheckpointError, ComponentLookupError, FileNotFoundError, FrozenPartError
+    return (
+        UserError,
+        CheckpointError,
+        ComponentLookupError,
+        FileNotFoundError,
+        ComponentArgumentError,
+    )
 
 
 def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None):

@@ -23,6 +23,7 @@ from davinci_zoo.datasets.bad_rows import BadDataError
 from davinci_zoo.datasets.nlvr2 import NLVR2
 from davinci_zoo.datasets.snli_ve import SNLIVE
 from davinci_zoo.models.heads import SequenceClassificationHead
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import MODELS
 
 SIZE = 32
@@ -308,7 +309,9 @@ def test_without_text_in_decoder_the_decoder_reads_cls_against_image_and_sentenc
     assert torch.allclose(features, by_hand, atol=1e-5)
     assert not torch.allclose(features, swapped, atol=1e-3)  # the sentence is read
     assert not torch.allclose(features, sentence_in_decoder, atol=1e-3)
-    with pytest.raises(ValueError, match='text_in_decoder=False needs text_in_encoder=True'):
+    with pytest.raises(
+        ComponentArgumentError, match='text_in_decoder=False needs text_in_encoder=True'
+    ):
         build_model(objectives=[], head=dict(head, text_in_encoder=False))
 
 

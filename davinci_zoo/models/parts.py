@@ -18,7 +18,13 @@ class ObjectiveStarvedError(ValueError):
     """A configured objective gave no loss in its first training steps (no data reached it)."""
 
 
-class FrozenPartError(ValueError):
+class ComponentArgumentError(ValueError):
+    """A model, head or objective config gives arguments the component cannot be built with (a
+    value out of range, two settings that contradict each other); the tools print it as one
+    line."""
+
+
+class FrozenPartError(ComponentArgumentError):
     """``frozen_parts`` names something that is not a submodule of the model."""
 
 

@@ -34,9 +34,8 @@ model = dict(
     image_grid_embeddings=True,  # painting parts of the quick start's model: its keys
     painting_relative_bias=True,
     pretrained='work_dirs/quickstart/davinci/iter_700.pth',
-    # the encoder reads each image with the sentence (the original: with an empty text), so
-    # both halves look up what the sentence names, and the decoder reads [CLS] alone (the
-    # original: the sentence), a fifth less compute per step (measured in docs/tasks/nlvr2.md)
+    # the encoder reads each image with the sentence, the decoder [CLS] alone (the original:
+    # an empty text, then the sentence; why in docs/tasks/nlvr2.md)
     head=dict(text_in_encoder=True, text_in_decoder=False),
 )
 

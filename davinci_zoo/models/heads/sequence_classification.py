@@ -9,6 +9,7 @@ from torch import nn
 from ...registry import HEADS
 from ...text import sequences
 from ..davinci.features import sep_states
+from ..parts import ComponentArgumentError
 from .base import Head, samples_for
 
 
@@ -23,8 +24,7 @@ class SequenceClassificationHead(Head):
     reads the image with the text instead); without, the encoder reads the text itself
     (GLUE; a sentence pair arrives as one text ``a [SEP] b`` from ``TokenizeTextPair``).
     Without ``text_in_decoder`` the decoder reads ``[CLS]`` alone and its state there is the
-    feature (the text is then read by the encoder only: about a fifth less compute per
-    NLVR2 step, as the decoder no longer runs over the text).
+    feature: the text is read by the encoder only, and the decoder no longer runs over it.
     Trained with cross-entropy against the data samples' ``gt_label``.
 
     Args:
@@ -37,8 +37,9 @@ class SequenceClassificationHead(Head):
         text_in_encoder: with images, the encoder reads the image with the text, not with an
             empty text (not the original's feature: docs/tasks/nlvr2.md says when it helps).
         text_in_decoder: the decoder reads the text (the original); without, it reads
-            ``[CLS]`` alone against the encoder's memory, which must then hold the text
-            (``text_in_encoder``, or a batch without images).
+            ``[CLS]`` alone against the encoder's memory, which must then hold the text:
+            it needs ``text_in_encoder`` (which changes nothing for batches without images,
+            whose encoder reads the text anyway).
 
     ``predict`` sets ``pred_score`` (softmax [C]) and ``pred_label`` on each data sample, as
     mmpretrain's classification heads do (its ``Accuracy`` metric reads them).
@@ -61,9 +62,11 @@ class SequenceClassificationHead(Head):
     ) -> None:
         super().__init__()
         if num_classes < self.min_outputs:
-            raise ValueError(f'num_classes must be at least {self.min_outputs}, got {num_classes}')
+            raise ComponentArgumentError(
+                f'num_classes must be at least {self.min_outputs}, got {num_classes}'
+            )
         if not (text_in_encoder or text_in_decoder):
-            raise ValueError(
+            raise ComponentArgumentError(
                 'text_in_decoder=False needs text_in_encoder=True: with images the encoder '
                 'reads an empty text otherwise, and nothing would read the text'
             )
