@@ -21,6 +21,7 @@ from conftest import run_tool
 from safetensors.torch import save_file
 
 from davinci_zoo.checkpoint import CheckpointMismatchError
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import SCORERS
 
 # merges, best first; ids 512 + rank
@@ -291,8 +292,14 @@ def test_bad_files_fail_with_clear_errors(files, tmp_path):
         build(tmp_path / 'missing.pt', merges)
     with pytest.raises(FileNotFoundError, match=r'CLIP BPE merges file \S*nothing\.gz does not'):
         build(path, tmp_path / 'nothing.gz')
-    with pytest.raises(ValueError, match='gives 519 token ids'):
+    with pytest.raises(ComponentArgumentError, match='gives 519 token ids'):
         build(path, write_merges(tmp_path / 'short.gz', MERGES[:-1]))
+    with pytest.raises(
+        ComponentArgumentError, match='CLIP vision_width .* not divisible by 7 heads'
+    ):
+        build(path, merges, vision_heads=7)
+    with pytest.raises(ComponentArgumentError, match='not a multiple of vision_patch_size'):
+        build(path, merges, image_resolution=RESOLUTION + 1)
     for name, change in (
         ('extra', lambda sd: sd.update({'visual.extra.weight': torch.zeros(1)})),
         ('missing', lambda sd: sd.pop('ln_final.bias')),

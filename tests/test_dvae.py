@@ -23,6 +23,7 @@ from davinci_zoo.checkpoint import (
     load_checkpoint_file,
     save_checkpoint_file,
 )
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import IMAGE_TOKENIZERS
 
 if importlib.util.find_spec('davinci_zoo_dvae') is None:  # not pip-installed: the checkout's
@@ -138,8 +139,12 @@ def test_bad_inputs_raise_value_error():
         tokenizer.decode(torch.full((1, 4, 4), 64))
     with pytest.raises(ValueError, match='integer codes'):
         tokenizer.decode(torch.zeros(1, 4, 4))
-    with pytest.raises(ValueError, match='multiple of 4'):
+    with pytest.raises(ComponentArgumentError, match='multiple of 4'):
         DVAE(n_hid=18)
+    with pytest.raises(ComponentArgumentError, match='codebook_size must be at least 2'):
+        DVAE(codebook_size=1)
+    with pytest.raises(ComponentArgumentError, match='usage decay must be in'):
+        DVAE(usage_decay=1.0)
 
 
 def test_readme_configs_build():
@@ -209,9 +214,9 @@ def test_schedules():
     cosine = build_schedule(dict(type='cosine', start=1.0, end=0.0, steps=10))
     assert [cosine(s) for s in (0, 5, 10, 20)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
     assert build_schedule(0.3)(12345) == 0.3
-    with pytest.raises(ValueError, match='unknown schedule type'):
+    with pytest.raises(ComponentArgumentError, match='unknown schedule type'):
         build_schedule(dict(type='step', start=1.0, end=0.0, steps=10))
-    with pytest.raises(ValueError, match='positive'):
+    with pytest.raises(ComponentArgumentError, match='positive'):
         build_schedule(dict(type='exponential', start=1.0, end=0.0, steps=10))
 
 

@@ -8,6 +8,7 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from ..registry import BATCH_AUGMENTS, MODELS
+from .parts import ComponentArgumentError
 
 #: CLIP's normalisation on the [0, 255] scale (the original's, docs/original.md section 2.1).
 CLIP_MEAN = (122.770938, 116.7460125, 104.09373615)
@@ -62,7 +63,9 @@ class DaVinciDataPreprocessor(BaseDataPreprocessor):
             ]
             self.batch_augments = RandomBatchAugment(**with_registry)
             if num_classes is None:
-                raise ValueError('batch_augments need num_classes (to make gt_label one-hot)')
+                raise ComponentArgumentError(
+                    'batch_augments need num_classes (to make gt_label one-hot)'
+                )
         self.num_classes = num_classes
 
     def forward(self, data: dict, training: bool = False) -> dict:

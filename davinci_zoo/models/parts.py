@@ -19,9 +19,9 @@ class ObjectiveStarvedError(ValueError):
 
 
 class ComponentArgumentError(ValueError):
-    """A model, head or objective config gives arguments the component cannot be built with (a
-    value out of range, two settings that contradict each other); the tools print it as one
-    line."""
+    """A component's config (the model, a head, an objective, the data preprocessor, a
+    plugin's tokenizer or scorer) gives arguments it cannot be built with: a value out of range,
+    two settings that contradict each other. The tools print it as one line."""
 
 
 class FrozenPartError(ComponentArgumentError):

@@ -7,6 +7,7 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 
 from ..registry import IMAGE_TOKENIZERS, MODELS
+from .parts import ComponentArgumentError
 
 #: What the tokenizers take: RGB in [0, 1] (the pipeline's uint8 BGR / 255, flipped).
 UNIT_RGB_PREPROCESSOR = dict(
@@ -48,7 +49,7 @@ class ImageTokenizerTrainer(BaseModel):
             MODELS.build(cfg) for cfg in reconstruction_losses
         )
         if not len(self.reconstruction_losses):
-            raise ValueError('reconstruction_losses needs at least one loss')
+            raise ComponentArgumentError('reconstruction_losses needs at least one loss')
 
     def forward(self, inputs: dict, data_samples: list | None = None, mode: str = 'tensor'):
         images = inputs['images']

@@ -15,6 +15,7 @@ from ...text import TextBatch, sequences
 from ...text.batch import CLS_ID, SEP_ID
 from ...text.wordpiece import WordPieceTokenizer
 from ..objective import Objective
+from ..parts import ComponentArgumentError
 from .vocabulary import TEXT
 
 MASK_ID = WordPieceTokenizer.mask_id
@@ -93,9 +94,11 @@ class MaskedLM(Objective):
     ) -> None:
         super().__init__(weight, name, must_fire_within)
         if not 0.0 < mask_prob <= 1.0:
-            raise ValueError(f'mask_prob must lie in (0, 1], got {mask_prob}')
+            raise ComponentArgumentError(f'mask_prob must lie in (0, 1], got {mask_prob}')
         if max_tokens < 3:
-            raise ValueError(f'max_tokens must be >= 3 ([CLS], a token, [SEP]), got {max_tokens}')
+            raise ComponentArgumentError(
+                f'max_tokens must be >= 3 ([CLS], a token, [SEP]), got {max_tokens}'
+            )
         self.mask_prob, self.max_tokens = mask_prob, max_tokens
 
     def attach(self, model: nn.Module) -> None:

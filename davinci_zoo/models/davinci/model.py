@@ -13,6 +13,7 @@ from ...registry import BACKBONES, HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 from ...text import sequences, shared_tokenizer, tokenize_texts
 from ..parts import (
     IMAGE_TOKENIZER,
+    ComponentArgumentError,
     FrozenPartError,
     ObjectiveStarvedError,
     all_ranks_any,
@@ -123,7 +124,7 @@ class DaVinci(BaseModel):
             )
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if image_embedding_init not in ('normal', 'codebook'):
-            raise ValueError(
+            raise ComponentArgumentError(
                 f"image_embedding_init must be 'normal' or 'codebook', got {image_embedding_init!r}"
             )
         self.text_tokenizer = shared_tokenizer(vocab_file)
@@ -197,7 +198,7 @@ class DaVinci(BaseModel):
         if not needed:
             return None
         if config is None:
-            raise ValueError(
+            raise ComponentArgumentError(
                 'an objective or the head needs image codes (or image_embedding_init is '
                 "'codebook'), but the model has no image_tokenizer config"
             )
@@ -208,7 +209,7 @@ class DaVinci(BaseModel):
         grid = None if grid is None else tuple(grid)
         if self.image_tokenizer is None:
             if size is None or grid is None:
-                raise ValueError(
+                raise ComponentArgumentError(
                     'without an image tokenizer (nothing needs image codes) the model needs '
                     'visual_vocab_size and image_code_grid in its config'
                 )
@@ -216,7 +217,7 @@ class DaVinci(BaseModel):
         built = self.image_tokenizer.codebook_size
         built_grid = self.image_tokenizer.code_grid(image_size, image_size)
         if (size is not None and size != built) or (grid is not None and grid != built_grid):
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'visual_vocab_size={size}, image_code_grid={grid} disagree with the image '
                 f'tokenizer ({built} codes, a {built_grid} grid at {image_size} px)'
             )

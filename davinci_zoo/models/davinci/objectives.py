@@ -14,7 +14,7 @@ import torch
 from ...registry import OBJECTIVES
 from ...text import TextBatch, sequences, word_span
 from ..objective import Objective
-from ..parts import IMAGE_TOKENIZER
+from ..parts import IMAGE_TOKENIZER, ComponentArgumentError
 from .vocabulary import ALL, IMAGE, TEXT
 
 
@@ -55,9 +55,11 @@ class _TextSuffixObjective(Objective):
     ) -> None:
         super().__init__(weight, name, must_fire_within)
         if logits not in (TEXT, ALL):
-            raise ValueError(f"logits must be '{TEXT}' or '{ALL}', got {logits!r}")
+            raise ComponentArgumentError(f"logits must be '{TEXT}' or '{ALL}', got {logits!r}")
         if not 0.0 <= empty_prefix_prob <= 1.0:
-            raise ValueError(f'empty_prefix_prob must lie in [0, 1], got {empty_prefix_prob}')
+            raise ComponentArgumentError(
+                f'empty_prefix_prob must lie in [0, 1], got {empty_prefix_prob}'
+            )
         self.max_tokens, self.max_words, self.logits = max_tokens, max_words, logits
         self.empty_prefix_prob = empty_prefix_prob
 

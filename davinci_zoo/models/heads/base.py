@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+from ..davinci.generation import GenerationConfig
+from ..parts import ComponentArgumentError
 
 
 class Head(nn.Module):
@@ -32,6 +37,29 @@ class Head(nn.Module):
         """One mmpretrain ``DataSample`` per row of the batch (the given ones, with the
         prediction fields set: ``pred_caption``, ``pred_label``/``pred_score`` ...)."""
         raise NotImplementedError
+
+
+def check_label_smoothing(value: float) -> None:
+    """A ComponentArgumentError unless the cross-entropy's label smoothing lies in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ComponentArgumentError(f'label_smoothing must lie in [0, 1), got {value}')
+
+
+def generation_argument(
+    head: Head, argument: str, options: dict | None, check: Callable[[GenerationConfig], None]
+) -> GenerationConfig:
+    """The head's ``argument`` (GenerationConfig keywords) as a checked GenerationConfig; an
+    unknown keyword or a bad value is a ComponentArgumentError naming the head and argument."""
+    where = f'{type(head).__name__} {argument}'
+    try:
+        config = GenerationConfig(**(options or {}))
+    except (TypeError, ValueError) as error:  # an unknown keyword or a value out of range
+        raise ComponentArgumentError(f'{where}: {error}') from None
+    try:
+        check(config)
+    except ValueError as error:
+        raise ComponentArgumentError(f'{where}: {error}') from None
+    return config
 
 
 def samples_for(data_samples: list | None, count: int) -> list:

@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from ...registry import HEADS
 from ...text import TextBatch, sequences
 from ..davinci import inference
-from ..davinci.generation import GenerationConfig
 from ..davinci.vocabulary import TEXT
-from .base import Head, samples_for
+from .base import Head, check_label_smoothing, generation_argument, samples_for
 
 #: The original's decoding: 2 beams, 20 tokens at most and 5 at least, both counting the
 #: decoder prompt ``[CLS] a picture of`` (Hugging Face ``generate``'s rule).
@@ -49,13 +48,13 @@ class CaptionHead(Head):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f'label_smoothing must lie in [0, 1), got {label_smoothing}')
+        check_label_smoothing(label_smoothing)
         self.prompt, self.label_smoothing = prompt, label_smoothing
         self.max_tokens, self.loss_weight = max_tokens, loss_weight
         generation = ORIGINAL_GENERATION if generation is None else generation
-        self.generation = GenerationConfig(**generation)
-        inference.check_writing_config(self.generation)
+        self.generation = generation_argument(
+            self, 'generation', generation, inference.check_writing_config
+        )
 
     def decoder_sequences(self, model, captions: TextBatch):
         """``[CLS] prompt caption [SEP]`` -> (ids [N, L], mask [N, L], prompt length P)

@@ -8,7 +8,8 @@ from torch import nn
 
 from ...registry import HEADS
 from ..davinci.features import PROMPT, image_features
-from .base import Head, samples_for
+from ..parts import ComponentArgumentError
+from .base import Head, check_label_smoothing, samples_for
 
 
 @HEADS.register_module()
@@ -47,9 +48,8 @@ class ImageClassificationHead(Head):
     ) -> None:
         super().__init__()
         if num_classes < 2:
-            raise ValueError(f'num_classes must be at least 2, got {num_classes}')
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f'label_smoothing must lie in [0, 1), got {label_smoothing}')
+            raise ComponentArgumentError(f'num_classes must be at least 2, got {num_classes}')
+        check_label_smoothing(label_smoothing)
         self.num_classes, self.prompt = num_classes, prompt
         self.label_smoothing, self.loss_weight = label_smoothing, loss_weight
         self.classifier = nn.Sequential(

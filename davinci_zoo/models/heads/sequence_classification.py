@@ -10,7 +10,7 @@ from ...registry import HEADS
 from ...text import sequences
 from ..davinci.features import sep_states
 from ..parts import ComponentArgumentError
-from .base import Head, samples_for
+from .base import Head, check_label_smoothing, samples_for
 
 
 @HEADS.register_module()
@@ -70,6 +70,7 @@ class SequenceClassificationHead(Head):
                 'text_in_decoder=False needs text_in_encoder=True: with images the encoder '
                 'reads an empty text otherwise, and nothing would read the text'
             )
+        check_label_smoothing(label_smoothing)
         self.inputs = (text_key,)
         self.text_key, self.max_tokens = text_key, max_tokens
         self.label_smoothing, self.loss_weight = label_smoothing, loss_weight

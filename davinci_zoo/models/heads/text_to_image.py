@@ -6,11 +6,10 @@ import torch
 
 from ...registry import HEADS
 from ..davinci import inference
-from ..davinci.generation import GenerationConfig
 from ..davinci.objectives import PrefixImage
 from ..davinci.reranking import build_scorer, paint_scored
-from ..parts import IMAGE_TOKENIZER
-from .base import Head, samples_for
+from ..parts import IMAGE_TOKENIZER, ComponentArgumentError
+from .base import Head, generation_argument, samples_for
 
 
 @HEADS.register_module()
@@ -47,10 +46,12 @@ class TextToImageHead(Head):
     ) -> None:
         super().__init__()
         if num_samples < 1:
-            raise ValueError(f'num_samples must be at least 1, got {num_samples}')
+            raise ComponentArgumentError(f'num_samples must be at least 1, got {num_samples}')
         self.num_samples = num_samples
-        self.generation = GenerationConfig(**{'do_sample': True, **(generation or {})})
-        inference.check_painting_config(self.generation)
+        sampling = {'do_sample': True, **(generation or {})}
+        self.generation = generation_argument(
+            self, 'generation', sampling, inference.check_painting_config
+        )
         self.scorer_config = scorer
         self._scorer = None  # built on first use, outside the module tree (not saved)
         self.painting = PrefixImage(weight=loss_weight, mode='static', name='paint')

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from ...registry import HEADS
 from ...text import sequences
 from ..davinci.vocabulary import TEXT
-from .base import Head, samples_for
+from ..parts import ComponentArgumentError
+from .base import Head, check_label_smoothing, samples_for
 
 
 def read_answer_list(source) -> list[str]:
@@ -29,12 +30,16 @@ def read_answer_list(source) -> list[str]:
             try:
                 source = json.load(stream)
             except json.JSONDecodeError as error:
-                raise ValueError(f'answer list {path} is not valid JSON ({error})') from None
+                raise ComponentArgumentError(
+                    f'answer list {path} is not valid JSON ({error})'
+                ) from None
     answers = list(source) if isinstance(source, (list, tuple)) else None
     if not answers or not all(isinstance(a, str) and a.strip() for a in answers):
-        raise ValueError('the answer list must be a non-empty JSON list of non-empty strings')
+        raise ComponentArgumentError(
+            'the answer list must be a non-empty JSON list of non-empty strings'
+        )
     if len(set(answers)) != len(answers):
-        raise ValueError('the answer list holds an answer twice')
+        raise ComponentArgumentError('the answer list holds an answer twice')
     return answers
 
 
@@ -120,9 +125,14 @@ class VQAHead(Head):
     ) -> None:
         super().__init__()
         if top_k < 1 or chunk_size < 1:
-            raise ValueError(f'top_k and chunk_size must be at least 1, got {top_k}, {chunk_size}')
+            raise ComponentArgumentError(
+                f'top_k and chunk_size must be at least 1, got {top_k}, {chunk_size}'
+            )
         if max_answer_tokens < 3 or max_question_tokens < 2:
-            raise ValueError('max_answer_tokens must be >= 3 and max_question_tokens >= 2')
+            raise ComponentArgumentError(
+                'max_answer_tokens must be >= 3 and max_question_tokens >= 2'
+            )
+        check_label_smoothing(label_smoothing)
         self.answer_list = None if answer_list is None else read_answer_list(answer_list)
         self.top_k, self.chunk_size = top_k, chunk_size
         self.max_question_tokens, self.max_answer_tokens = max_question_tokens, max_answer_tokens

@@ -6,10 +6,9 @@ import torch
 
 from ...registry import HEADS
 from ..davinci import inference
-from ..davinci.generation import GenerationConfig
 from ..davinci.reranking import CaptionLikelihoodScorer, sampled_and_reranked
 from ..parts import IMAGE_TOKENIZER
-from .base import Head, samples_for
+from .base import Head, generation_argument, samples_for
 
 
 @HEADS.register_module()
@@ -48,10 +47,12 @@ class WritePaintHead(Head):
         painting_likelihood: bool = False,
     ) -> None:
         super().__init__()
-        self.caption_generation = GenerationConfig(**(caption_generation or {}))
-        inference.check_writing_config(self.caption_generation)
-        self.painting_generation = GenerationConfig(**(painting_generation or {}))
-        inference.check_painting_config(self.painting_generation)
+        self.caption_generation = generation_argument(
+            self, 'caption_generation', caption_generation, inference.check_writing_config
+        )
+        self.painting_generation = generation_argument(
+            self, 'painting_generation', painting_generation, inference.check_painting_config
+        )
         self.reranked_painting = None if reranked_painting is None else dict(reranked_painting)
         self.painting_likelihood = painting_likelihood
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from davinci_zoo.checkpoint import check_state_dict_matches, load_checkpoint_file, state_dict_of
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import SCORERS
 
 #: Sizes OpenAI's files store beside the weights; checked against the config, then dropped.
@@ -70,7 +71,7 @@ class CLIPScorer(nn.Module):
 
         self.tokenizer = build_tokenizer(merges, context_length)
         if self.tokenizer.vocab_size != vocab_size:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'CLIP merges file {merges or "(open_clip)"} gives '
                 f'{self.tokenizer.vocab_size} token ids, but vocab_size is {vocab_size}'
             )
@@ -80,9 +81,11 @@ class CLIPScorer(nn.Module):
             ('transformer', transformer_width, transformer_heads),
         ):
             if width % heads:
-                raise ValueError(f'CLIP {what}_width {width} is not divisible by {heads} heads')
+                raise ComponentArgumentError(
+                    f'CLIP {what}_width {width} is not divisible by {heads} heads'
+                )
         if image_resolution % vision_patch_size:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'CLIP image_resolution {image_resolution} is not a multiple of '
                 f'vision_patch_size {vision_patch_size}'
             )

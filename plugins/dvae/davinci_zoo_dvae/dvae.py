@@ -7,6 +7,7 @@ import os
 import torch
 
 from davinci_zoo.models.image_tokenizer import ImageTokenizer, TokenizerOutput
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import IMAGE_TOKENIZERS
 
 from .networks import Decoder, Encoder
@@ -155,13 +156,15 @@ def _check_layout(
     n_init: int,
 ) -> None:
     if codebook_size < 2:
-        raise ValueError(f'codebook_size must be at least 2, got {codebook_size}')
+        raise ComponentArgumentError(f'codebook_size must be at least 2, got {codebook_size}')
     if n_hid < 4 or n_hid % 4:
-        raise ValueError(f'n_hid must be a positive multiple of 4, got {n_hid}')
+        raise ComponentArgumentError(f'n_hid must be a positive multiple of 4, got {n_hid}')
     if n_blk_per_group < 1 or group_count < 1 or n_init < 1:
-        raise ValueError(
+        raise ComponentArgumentError(
             'n_blk_per_group, group_count and n_init must be positive, got '
             f'{n_blk_per_group}, {group_count}, {n_init}'
         )
     if input_channels != 3:
-        raise ValueError(f'davinci-zoo images have 3 channels, got input_channels={input_channels}')
+        raise ComponentArgumentError(
+            f'davinci-zoo images have 3 channels, got input_channels={input_channels}'
+        )

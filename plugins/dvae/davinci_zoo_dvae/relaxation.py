@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from davinci_zoo.models.parts import ComponentArgumentError
+
 
 def gumbel_softmax_codes(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """[B, K, h, w] logits -> [B, K, h, w] soft one-hot samples (sum 1 over K), differentiable."""
@@ -46,7 +48,7 @@ class CodeUsage(nn.Module):
     def __init__(self, codebook_size: int, decay: float = 0.99, dead_threshold: float = 0.01):
         super().__init__()
         if not 0 <= decay < 1:
-            raise ValueError(f'usage decay must be in [0, 1), got {decay}')
+            raise ComponentArgumentError(f'usage decay must be in [0, 1), got {decay}')
         self.decay = decay
         self.dead_threshold = dead_threshold
         self.register_buffer(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from davinci_zoo.models.parts import ComponentArgumentError
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -21,7 +23,7 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.steps < 0:
-            raise ValueError(f'schedule steps must be >= 0, got {self.steps}')
+            raise ComponentArgumentError(f'schedule steps must be >= 0, got {self.steps}')
 
     def __call__(self, step: int) -> float:
         if self.steps == 0:
@@ -47,7 +49,9 @@ class ExponentialSchedule(Schedule):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.start <= 0 or self.end <= 0:
-            raise ValueError('an exponential schedule needs positive start and end values')
+            raise ComponentArgumentError(
+                'an exponential schedule needs positive start and end values'
+            )
 
     def interpolate(self, progress: float) -> float:
         return self.start * (self.end / self.start) ** progress
@@ -76,5 +80,7 @@ def build_schedule(spec: float | dict | Schedule) -> Schedule:
     spec = dict(spec)
     kind = spec.pop('type', 'linear')
     if kind not in SCHEDULES:
-        raise ValueError(f'unknown schedule type {kind!r}; choose from {sorted(SCHEDULES)}')
+        raise ComponentArgumentError(
+            f'unknown schedule type {kind!r}; choose from {sorted(SCHEDULES)}'
+        )
     return SCHEDULES[kind](**spec)

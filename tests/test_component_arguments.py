@@ -1,0 +1,125 @@
+"""A model, head, objective or preprocessor config the component cannot be built with raises
+ComponentArgumentError, which the tools print as one line (exit 2) instead of a traceback."""
+
+import json
+
+import pytest
+from conftest import tiny_davinci_config
+
+from davinci_zoo.cli import run_tool
+from davinci_zoo.models.parts import ComponentArgumentError
+from davinci_zoo.registry import HEADS, MODELS, OBJECTIVES
+
+BAD_HEADS = [
+    (
+        dict(type='CaptionHead', label_smoothing=1.0),
+        r'label_smoothing must lie in \[0, 1\), got 1.0',
+    ),
+    (dict(type='CaptionHead', generation=dict(num_beams=0)), 'CaptionHead generation: num_beams'),
+    (dict(type='CaptionHead', generation=dict(beams=2)), "CaptionHead generation: .*'beams'"),
+    (dict(type='TextToImageHead', num_samples=0), 'num_samples must be at least 1, got 0'),
+    (
+        dict(type='TextToImageHead', generation=dict(top_p=0.0)),
+        'TextToImageHead generation: .*top_p',
+    ),
+    (
+        dict(type='WritePaintHead', caption_generation=dict(temperature=0)),
+        'WritePaintHead caption_generation: temperature',
+    ),
+    (
+        dict(type='WritePaintHead', painting_generation=dict(num_beams=2, do_sample=True)),
+        'WritePaintHead painting_generation: beam search',
+    ),
+    (dict(type='VQAHead', top_k=0), 'top_k and chunk_size must be at least 1, got 0, 1024'),
+    (dict(type='VQAHead', chunk_size=0), 'top_k and chunk_size must be at least 1, got 128, 0'),
+    (dict(type='VQAHead', max_answer_tokens=2), 'max_answer_tokens must be >= 3'),
+    (dict(type='VQAHead', label_smoothing=-0.1), r'label_smoothing must lie in \[0, 1\)'),
+    (dict(type='VQAHead', answer_list=['yes', 'no', 'yes']), 'holds an answer twice'),
+    (dict(type='VQAHead', answer_list=['yes', '']), 'non-empty JSON list of non-empty strings'),
+    (dict(type='ImageClassificationHead', num_classes=1), 'num_classes must be at least 2, got 1'),
+    (
+        dict(type='ImageClassificationHead', num_classes=3, label_smoothing=2),
+        r'label_smoothing must lie in \[0, 1\), got 2',
+    ),
+    (
+        dict(type='SequenceClassificationHead', num_classes=2, label_smoothing=1.0),
+        r'label_smoothing must lie in \[0, 1\)',
+    ),
+]
+BAD_OBJECTIVES = [
+    (dict(type='MaskedLM', mask_prob=0.0), r'mask_prob must lie in \(0, 1\], got 0.0'),
+    (dict(type='MaskedLM', max_tokens=2), r'max_tokens must be >= 3 \(\[CLS\], a token, \[SEP\]\)'),
+    (dict(type='PrefixLM', logits='image'), "logits must be 'text' or 'all', got 'image'"),
+    (dict(type='PrefixLM', empty_prefix_prob=1.5), r'empty_prefix_prob must lie in \[0, 1\]'),
+]
+
+
+@pytest.mark.parametrize(('config', 'message'), BAD_HEADS, ids=lambda c: str(c)[:60])
+def test_a_head_config_out_of_range_is_a_component_argument_error(config, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        HEADS.build(config)
+
+
+@pytest.mark.parametrize(('config', 'message'), BAD_OBJECTIVES, ids=lambda c: str(c)[:60])
+def test_an_objective_config_out_of_range_is_a_component_argument_error(config, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        OBJECTIVES.build(config)
+
+
+def test_an_answer_list_file_that_is_no_json_list_is_a_component_argument_error(tmp_path):
+    broken = tmp_path / 'answer_list.json'
+    broken.write_text('{"yes": 1')
+    with pytest.raises(ComponentArgumentError, match=f'answer list {broken} is not valid JSON'):
+        HEADS.build(dict(type='VQAHead', answer_list=str(broken)))
+    broken.write_text(json.dumps({'answers': ['yes']}))  # valid JSON, not a list
+    with pytest.raises(ComponentArgumentError, match='non-empty JSON list'):
+        HEADS.build(dict(type='VQAHead', answer_list=str(broken)))
+
+
+@pytest.mark.parametrize(
+    ('overrides', 'message'),
+    [
+        (
+            dict(image_embedding_init='uniform'),
+            "image_embedding_init must be 'normal' or 'codebook'",
+        ),
+        (dict(image_tokenizer=None), 'needs image codes .* but the model has no image_tokenizer'),
+        (dict(visual_vocab_size=32), r'visual_vocab_size=32, image_code_grid=\(8, 8\) disagree'),
+        (
+            dict(objectives=[], head=None, image_tokenizer=None, image_code_grid=None),
+            'needs visual_vocab_size and image_code_grid',
+        ),
+        (
+            dict(
+                data_preprocessor=dict(
+                    type='DaVinciDataPreprocessor',
+                    batch_augments=dict(augments=[dict(type='Mixup', alpha=1.0)]),
+                )
+            ),
+            'batch_augments need num_classes',
+        ),
+    ],
+    ids=['embedding-init', 'no-tokenizer', 'vocab-disagrees', 'no-vocab', 'mixup-without-classes'],
+)
+def test_a_model_config_that_contradicts_itself_is_a_component_argument_error(overrides, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        MODELS.build(tiny_davinci_config(**overrides))
+
+
+def test_a_tokenizer_trainer_without_losses_is_a_component_argument_error():
+    tokenizer = tiny_davinci_config()['image_tokenizer']
+    trainer = dict(type='ImageTokenizerTrainer', image_tokenizer=tokenizer)
+    with pytest.raises(ComponentArgumentError, match='needs at least one loss'):
+        MODELS.build(dict(trainer, reconstruction_losses=[]))
+
+
+def test_the_tools_print_a_component_argument_error_as_one_line(capsys):
+    def main(argv):
+        HEADS.build(dict(type='VQAHead', top_k=0))
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(main, [])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'error: top_k and chunk_size must be at least 1, got 0, 1024\n'
+    )
