@@ -1,8 +1,8 @@
 """What the command-line tools share: config loading, strict overrides, one-line errors.
 
-User mistakes (a missing file, a typo in a key or a type name, a checkpoint that does not fit)
-end a tool with ``error: <one line>`` on stderr and exit status 2; bugs still show their
-traceback.
+User mistakes (a missing file, a typo in a key or a type name, a checkpoint that does not fit,
+a component argument out of range, data with more bad rows than allowed) end a tool with
+``error: <one line>`` on stderr and exit status 2; bugs still show their traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from .datasets.bad_rows import BadDataError
     from .models.parts import ComponentArgumentError
     from .registry import ComponentLookupError
 
@@ -33,7 +34,18 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         ComponentLookupError,
         FileNotFoundError,
         ComponentArgumentError,
+        BadDataError,
     )
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line. An error a DataLoader worker raised comes back with
+    the worker's traceback in its message; only the original message is kept."""
+    text = str(error)
+    if 'Original Traceback' in text:  # torch's ExceptionWrapper.reraise
+        text = text.strip().splitlines()[-1]
+        text = text.removeprefix(f'{type(error).__module__}.{type(error).__qualname__}: ')
+    return ' '.join(text.split())
 
 
 def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None):
@@ -41,7 +53,7 @@ def run_tool(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     try:
         return main(argv)
     except _user_error_types() as error:
-        message = ' '.join(str(error).split())
+        message = one_line(error)
     except TypeError as error:
         message = constructor_argument_error(error)
         if message is None:

@@ -139,6 +139,33 @@ def test_a_type_error_inside_a_component_keeps_its_traceback():
         run(main, [])
 
 
+@pytest.mark.parametrize('workers', [0, 1], ids=['main-process', 'worker'])
+def test_too_many_bad_rows_is_one_line_even_from_a_loader_worker(capsys, workers):
+    """BadDataError is the data's fault: one line, exit 2. From a DataLoader worker it comes
+    back with the worker's traceback inside its message; only the original message is kept."""
+    from torch.utils.data import DataLoader, Dataset
+
+    from davinci_zoo.cli import run_tool as run
+    from davinci_zoo.datasets.bad_rows import BadDataError
+
+    message = 'ann.jsonl: 2 of 2 rows are bad; repair it or raise max_bad_fraction'
+
+    class Broken(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            raise BadDataError(message)
+
+    def main(argv):
+        next(iter(DataLoader(Broken(), num_workers=workers)))
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(main, [])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f'error: {message}\n'
+
+
 def test_swapping_a_base_dataset_without_delete_names_the_fix(capsys, tmp_path):
     """A child that gives a base's dataset another type inherits the base's keys; the one-line
     error says so and names ``_delete_=True``."""

@@ -19,8 +19,8 @@ class ObjectiveStarvedError(ValueError):
 
 
 class ComponentArgumentError(ValueError):
-    """A component's config (the model, a head, an objective, the data preprocessor, a
-    plugin's tokenizer or scorer) gives arguments it cannot be built with: a value out of range,
+    """A component's config (the model, a head, an objective, the data preprocessor, an
+    image tokenizer, a scorer) gives arguments it cannot be built with: a value out of range,
     two settings that contradict each other. The tools print it as one line."""
 
 
