@@ -8,7 +8,7 @@ from conftest import tiny_davinci_config
 
 from davinci_zoo.cli import run_tool
 from davinci_zoo.models.parts import ComponentArgumentError
-from davinci_zoo.registry import HEADS, MODELS, OBJECTIVES
+from davinci_zoo.registry import HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
 
 BAD_HEADS = [
     (
@@ -51,6 +51,22 @@ BAD_OBJECTIVES = [
     (dict(type='MaskedLM', max_tokens=2), r'max_tokens must be >= 3 \(\[CLS\], a token, \[SEP\]\)'),
     (dict(type='PrefixLM', logits='image'), "logits must be 'text' or 'all', got 'image'"),
     (dict(type='PrefixLM', empty_prefix_prob=1.5), r'empty_prefix_prob must lie in \[0, 1\]'),
+    (dict(type='PrefixImage', input_noise=1.0), r'input_noise must lie in \[0, 1\), got 1.0'),
+    (dict(type='PrefixImage', caption_dropout=-0.1), r'caption_dropout must lie in \[0, 1\)'),
+    (dict(type='PrefixImage', mode='greedy'), "mode must be 'dynamic' or 'static', got 'greedy'"),
+    (dict(type='PrefixImage', logits='text'), "logits must be 'image' or 'all', got 'text'"),
+    (dict(type='ImageTextContrastive', temperature=0.001), 'temperature must be > 0'),
+    (dict(type='ImageTextContrastive', name='loss_itc'), "name 'loss_itc' must not contain 'loss'"),
+    (dict(type='MaskedImageModeling', mask_ratio=1.0), r'mask_ratio must lie in \(0, 1\)'),
+    (dict(type='MaskedImageModeling', min_block=0), 'min_block must be >= 1 patch, got 0'),
+]
+TOKENIZER = tiny_davinci_config()['image_tokenizer']
+BAD_TOKENIZERS = [
+    (dict(TOKENIZER, ch_mult=()), 'ch_mult needs at least one level'),
+    (dict(TOKENIZER, norm_groups=6), r'VQGAN channel counts \[16, 32\] .* norm_groups=6'),
+    (dict(TOKENIZER, restart_interval=-1), 'restart_interval must be >= 0, got -1'),
+    (dict(TOKENIZER, cell_local_encoder=True, attn_resolutions=(8,)), 'cell-local encoder'),
+    (dict(TOKENIZER, codebook_update='kmeans'), "codebook_update must be one of .* 'kmeans'"),
 ]
 
 
@@ -64,6 +80,12 @@ def test_a_head_config_out_of_range_is_a_component_argument_error(config, messag
 def test_an_objective_config_out_of_range_is_a_component_argument_error(config, message):
     with pytest.raises(ComponentArgumentError, match=message):
         OBJECTIVES.build(config)
+
+
+@pytest.mark.parametrize(('config', 'message'), BAD_TOKENIZERS, ids=lambda c: str(c)[:60])
+def test_a_vqgan_config_that_cannot_be_built_is_a_component_argument_error(config, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        IMAGE_TOKENIZERS.build(config)
 
 
 def test_an_answer_list_file_that_is_no_json_list_is_a_component_argument_error(tmp_path):
@@ -98,8 +120,31 @@ def test_an_answer_list_file_that_is_no_json_list_is_a_component_argument_error(
             ),
             'batch_augments need num_classes',
         ),
+        (dict(num_heads=5), 'hidden_size 32 is not divisible by 5 heads'),
+        (
+            dict(image_size=36, image_code_grid=None),
+            'image_size 36 is not a multiple of the stride 8',
+        ),
+        (
+            dict(
+                objectives=[dict(type='MaskedImageModeling')],
+                image_tokenizer=dict(TOKENIZER, ch_mult=(1, 2, 2, 2, 2)),
+                image_code_grid=None,
+            ),
+            r'MaskedImageModeling needs image patches \(8 px, the embedder stride\) made of whole '
+            r'code cells \(16 px',
+        ),
     ],
-    ids=['embedding-init', 'no-tokenizer', 'vocab-disagrees', 'no-vocab', 'mixup-without-classes'],
+    ids=[
+        'embedding-init',
+        'no-tokenizer',
+        'vocab-disagrees',
+        'no-vocab',
+        'mixup-without-classes',
+        'heads-split-width',
+        'stride-splits-image',
+        'mim-patch-of-cells',
+    ],
 )
 def test_a_model_config_that_contradicts_itself_is_a_component_argument_error(overrides, message):
     with pytest.raises(ComponentArgumentError, match=message):

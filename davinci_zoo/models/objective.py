@@ -15,12 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .parts import ComponentArgumentError
+
 
 def check_log_prefix(name: str) -> str:
     """``name`` if it can prefix logged values that are not losses (``<name>_accuracy``):
     mmengine sums every logged value whose key contains 'loss', so such a name may not."""
     if 'loss' in name:
-        raise ValueError(
+        raise ComponentArgumentError(
             f"name {name!r} must not contain 'loss': mmengine sums every logged value whose "
             'key contains it'
         )

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..parts import ComponentArgumentError
 from .dropout import attention
 
 NEG_INF = -1e4  # the original's additive mask value; exp(-1e4) is 0 in fp32
@@ -36,7 +37,9 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         if hidden_size % num_heads:
-            raise ValueError(f'hidden_size {hidden_size} is not divisible by {num_heads} heads')
+            raise ComponentArgumentError(
+                f'hidden_size {hidden_size} is not divisible by {num_heads} heads'
+            )
         self.num_heads = num_heads
         self.query = nn.Linear(hidden_size, hidden_size)
         self.key = nn.Linear(key_size or hidden_size, hidden_size)

@@ -19,6 +19,7 @@ from torch import nn
 from ...registry import OBJECTIVES
 from ...text import TextBatch, sequences
 from ..objective import Objective, check_log_prefix
+from ..parts import ComponentArgumentError
 
 #: The key under which ITC leaves its similarities in the shared ``inputs`` dict for ITM.
 SIMILARITY_KEY = 'itc_similarity'
@@ -184,7 +185,7 @@ class ImageTextContrastive(Objective):
         super().__init__(weight, name, must_fire_within)
         check_log_prefix(self.name)
         if not (temperature > 0 and 1 / temperature <= max_logit_scale):
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'temperature must be > 0 with 1 / temperature <= max_logit_scale '
                 f'({max_logit_scale}), got {temperature}'
             )

@@ -16,6 +16,7 @@ from torch import nn
 
 from ...checkpoint import load_checkpoint_file, state_dict_of
 from ...registry import BACKBONES
+from ..parts import ComponentArgumentError
 
 
 def bottleneck(in_channels: int, planes: int, stride: int, width_per_group: int) -> nn.Module:
@@ -96,7 +97,7 @@ class ResNetImageEmbedder(nn.Module):
         self.num_stages = len(stage_blocks)
         self.stride = stem_stride * (2 if stem_pool else 1) * 2 ** (len(stage_blocks) - 1)
         if image_size % self.stride:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'image_size {image_size} is not a multiple of the stride {self.stride}'
             )
         self.grid = (image_size // self.stride, image_size // self.stride)

@@ -16,7 +16,7 @@ from torch import nn
 from ...registry import OBJECTIVES
 from ...text import sequences
 from ..objective import Objective
-from ..parts import IMAGE_TOKENIZER
+from ..parts import IMAGE_TOKENIZER, ComponentArgumentError
 
 
 def block_mask(
@@ -125,9 +125,9 @@ class MaskedImageModeling(Objective):
     ) -> None:
         super().__init__(weight, name, must_fire_within)
         if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f'mask_ratio must lie in (0, 1), got {mask_ratio}')
+            raise ComponentArgumentError(f'mask_ratio must lie in (0, 1), got {mask_ratio}')
         if min_block < 1:
-            raise ValueError(f'min_block must be >= 1 patch, got {min_block}')
+            raise ComponentArgumentError(f'min_block must be >= 1 patch, got {min_block}')
         self.mask_ratio, self.with_caption, self.blank_pixels = (
             mask_ratio,
             with_caption,
@@ -140,7 +140,7 @@ class MaskedImageModeling(Objective):
         stride = model.image_embedder.stride
         cell = model.image_tokenizer.downsample_factor
         if stride < cell or stride % cell:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'MaskedImageModeling needs image patches ({stride} px, the embedder stride) '
                 f'made of whole code cells ({cell} px, the tokenizer downsample factor); use '
                 'a tokenizer whose cell divides the stride'

@@ -253,13 +253,15 @@ class PrefixImage(Objective):
     ) -> None:
         super().__init__(weight, name, must_fire_within)
         if not 0.0 <= input_noise < 1.0:
-            raise ValueError(f'input_noise must lie in [0, 1), got {input_noise}')
+            raise ComponentArgumentError(f'input_noise must lie in [0, 1), got {input_noise}')
         if not 0.0 <= caption_dropout < 1.0:
-            raise ValueError(f'caption_dropout must lie in [0, 1), got {caption_dropout}')
+            raise ComponentArgumentError(
+                f'caption_dropout must lie in [0, 1), got {caption_dropout}'
+            )
         if mode not in ('dynamic', 'static'):
-            raise ValueError(f"mode must be 'dynamic' or 'static', got {mode!r}")
+            raise ComponentArgumentError(f"mode must be 'dynamic' or 'static', got {mode!r}")
         if logits not in (IMAGE, ALL):
-            raise ValueError(f"logits must be '{IMAGE}' or '{ALL}', got {logits!r}")
+            raise ComponentArgumentError(f"logits must be '{IMAGE}' or '{ALL}', got {logits!r}")
         self.mode, self.max_tokens, self.logits = mode, max_tokens, logits
         self.input_noise, self.caption_dropout = input_noise, caption_dropout
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from davinci_zoo.models.parts import ComponentArgumentError
+
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     """The normalisation layer used everywhere (taming's ``Normalize``)."""
@@ -211,7 +213,7 @@ class Encoder(nn.Module):
     ):
         super().__init__()
         if cell_local and attn_resolutions:
-            raise ValueError(
+            raise ComponentArgumentError(
                 'a cell-local encoder has no attention: set attn_resolutions=() '
                 f'(got {tuple(attn_resolutions)})'
             )

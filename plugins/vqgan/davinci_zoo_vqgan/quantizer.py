@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from davinci_zoo.models.parts import ComponentArgumentError
+
 CODEBOOK_UPDATES = ('loss', 'ema')
 
 
@@ -88,7 +90,7 @@ class VectorQuantizer(nn.Module):
     ):
         super().__init__()
         if codebook_update not in CODEBOOK_UPDATES:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'codebook_update must be one of {CODEBOOK_UPDATES}, got {codebook_update!r}'
             )
         self.codebook_size = codebook_size

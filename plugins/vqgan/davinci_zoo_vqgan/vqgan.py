@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from davinci_zoo.models.image_tokenizer import ImageTokenizer, TokenizerOutput
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import IMAGE_TOKENIZERS
 
 from .modules import Decoder, Encoder
@@ -16,12 +17,12 @@ from .quantizer import VectorQuantizer
 
 
 def check_layout(ch: int, ch_mult: Sequence[int], norm_groups: int) -> None:
-    """Raise ValueError for a layout whose channel counts GroupNorm cannot split."""
+    """Raise ComponentArgumentError for a layout whose channel counts GroupNorm cannot split."""
     if not ch_mult:
-        raise ValueError('ch_mult needs at least one level')
+        raise ComponentArgumentError('ch_mult needs at least one level')
     bad = sorted({ch * m for m in ch_mult if (ch * m) % norm_groups})
     if bad:
-        raise ValueError(
+        raise ComponentArgumentError(
             f'VQGAN channel counts {bad} (ch={ch} x ch_mult) are not divisible by '
             f'norm_groups={norm_groups}; choose ch and norm_groups so that they are'
         )
@@ -83,7 +84,7 @@ class VQGAN(ImageTokenizer):
         super().__init__()
         check_layout(ch, ch_mult, norm_groups)
         if restart_interval < 0:
-            raise ValueError(f'restart_interval must be >= 0, got {restart_interval}')
+            raise ComponentArgumentError(f'restart_interval must be >= 0, got {restart_interval}')
         self.codebook_size = codebook_size
         self.downsample_factor = 2 ** (len(ch_mult) - 1)
         self.restart_interval = restart_interval
