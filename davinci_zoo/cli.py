@@ -1,8 +1,9 @@
 """What the command-line tools share: config loading, strict overrides, one-line errors.
 
 User mistakes (a missing file, a typo in a key or a type name, a checkpoint that does not fit,
-a component argument out of range, data with more bad rows than allowed) end a tool with
-``error: <one line>`` on stderr and exit status 2; bugs still show their traceback.
+a component argument out of range, a data file not in its published layout, data with more bad
+rows than allowed) end a tool with ``error: <one line>`` on stderr and exit status 2; bugs
+still show their traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    from .datasets.bad_rows import BadDataError
+    from .datasets.bad_rows import BadDataError, DataFileError
     from .models.parts import ComponentArgumentError
     from .registry import ComponentLookupError
 
@@ -35,6 +36,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         FileNotFoundError,
         ComponentArgumentError,
         BadDataError,
+        DataFileError,
     )
 
 

@@ -17,7 +17,7 @@ from test_davinci_model import build_model, texts
 
 from davinci_zoo.checkpoint import CheckpointMismatchError
 from davinci_zoo.cli import run_tool as run_cli
-from davinci_zoo.datasets.bad_rows import BAD_ROWS
+from davinci_zoo.datasets.bad_rows import BAD_ROWS, DataFileError
 from davinci_zoo.datasets.coco_karpathy import CocoKarpathyCaptions
 from davinci_zoo.evaluation.image_generation import (
     INCEPTION_WEIGHTS_URL,
@@ -28,6 +28,7 @@ from davinci_zoo.models.davinci import inference
 from davinci_zoo.models.davinci.generation import GenerationConfig
 from davinci_zoo.models.davinci.reranking import paint_scored
 from davinci_zoo.models.davinci.vocabulary import TEXT
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import METRICS
 
 SCENE_CONFIG = REPO / 'configs' / 'downstream' / 'caption_coco' / 'caption_coco_scenes32.py'
@@ -124,9 +125,9 @@ def test_a_row_without_a_split_is_a_one_line_error_naming_file_and_row(tmp_path)
     content = json.loads(path.read_text())
     del content['images'][4]['split']
     path.write_text(json.dumps(content))
-    with pytest.raises(ValueError, match=r'dataset_coco.json images\[4\]: not an object'):
+    with pytest.raises(DataFileError, match=r'dataset_coco.json images\[4\]: not an object'):
         karpathy(tmp_path)
-    with pytest.raises(ValueError, match='split must be among'):
+    with pytest.raises(ComponentArgumentError, match='split must be among'):
         karpathy(tmp_path, split='validation')
 
 
@@ -299,7 +300,7 @@ def test_fid_of_a_set_against_itself_is_zero_and_a_shift_gives_its_square(tmp_pa
     cached = ImageGenerationMetric(feature_extractor=ChannelMeans(), reference_stats=str(cache))
     again = evaluate(cached, real + 40)  # no real images needed any more
     assert again['text2image/FID'] == pytest.approx(shifted['text2image/FID'], rel=1e-9)
-    with pytest.raises(ValueError, match='needs the real images'):
+    with pytest.raises(ComponentArgumentError, match='needs the real images'):
         evaluate(ImageGenerationMetric(feature_extractor=ChannelMeans()), real)
 
 

@@ -1,5 +1,6 @@
-"""A model, head, objective or preprocessor config the component cannot be built with raises
-ComponentArgumentError, which the tools print as one line (exit 2) instead of a traceback."""
+"""A model, head, objective, preprocessor, dataset or transform config the component cannot be
+built with raises ComponentArgumentError, which the tools print as one line (exit 2) instead of
+a traceback."""
 
 import json
 
@@ -8,7 +9,7 @@ from conftest import tiny_davinci_config
 
 from davinci_zoo.cli import run_tool
 from davinci_zoo.models.parts import ComponentArgumentError
-from davinci_zoo.registry import HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES
+from davinci_zoo.registry import DATASETS, HEADS, IMAGE_TOKENIZERS, MODELS, OBJECTIVES, TRANSFORMS
 
 BAD_HEADS = [
     (
@@ -70,6 +71,45 @@ BAD_TOKENIZERS = [
 ]
 
 
+BAD_DATASETS = [
+    (dict(type='STL10', data_root='x', split='val'), r"STL10: split must be one of .*'val'"),
+    (dict(type='Country211', data_root='x', split='dev'), 'Country211: split must be one of'),
+    (dict(type='CIFARLayout', data_root='x', split='val'), 'CIFARLayout: split must be one of'),
+    (dict(type='CIFARLayout', data_root='x', label_key='names'), 'label_key must be one of'),
+    (dict(type='GLUEDataset', task='SST-5'), "unknown GLUE task 'SST-5'"),
+    (
+        dict(type='CocoKarpathyCaptions', ann_file='x.json', items='pairs'),
+        'items must be one of',
+    ),
+    (
+        dict(type='CocoKarpathyCaptions', ann_file='x.json', items='captions', caption_seed=0),
+        "caption_seed picks one caption per image: use items='images'",
+    ),
+    (dict(type='ProceduralScenes', num_scenes=4, held_out='sometimes'), 'held_out must be one of'),
+    (
+        dict(type='ProceduralScenes', num_scenes=4, image_size=16),
+        'image_size must be at least 32 pixels',
+    ),
+    (dict(type='MultiSourceDataset', sources={}, mode='round'), "mode must be 'fixed' or"),
+    (
+        dict(type='MultiSourceDataset', sources=dict(a=[]), counts=dict(b=1)),
+        'fixed mode needs counts for some of the sources',
+    ),
+    (
+        dict(type='MultiSourceDataset', sources=dict(a=[]), counts=dict(a=0)),
+        'must be non-negative with a positive sum',
+    ),
+    (dict(type='SubsetDataset', dataset=[1, 2], size=1.5), r'a fractional size must lie in'),
+    (dict(type='SubsetDataset', dataset=[1, 2], size=0), 'size must be at least 1, got 0'),
+    (dict(type='SubsetDataset', dataset=[1, 2], size=3), 'size 3 is more than the 2 items'),
+]
+BAD_TRANSFORMS = [
+    (dict(type='TokenizeTextPair', keys=['text']), 'TokenizeTextPair takes two keys'),
+    (dict(type='TokenizeTextPair', max_tokens=2), 'max_tokens=2 leaves no room'),
+    (dict(type='ToBGR', source='bgr'), 'ToBGR: source must be one of'),
+]
+
+
 @pytest.mark.parametrize(('config', 'message'), BAD_HEADS, ids=lambda c: str(c)[:60])
 def test_a_head_config_out_of_range_is_a_component_argument_error(config, message):
     with pytest.raises(ComponentArgumentError, match=message):
@@ -86,6 +126,18 @@ def test_an_objective_config_out_of_range_is_a_component_argument_error(config, 
 def test_a_vqgan_config_that_cannot_be_built_is_a_component_argument_error(config, message):
     with pytest.raises(ComponentArgumentError, match=message):
         IMAGE_TOKENIZERS.build(config)
+
+
+@pytest.mark.parametrize(('config', 'message'), BAD_DATASETS, ids=lambda c: str(c)[:60])
+def test_a_dataset_argument_out_of_range_is_a_component_argument_error(config, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        DATASETS.build(config)
+
+
+@pytest.mark.parametrize(('config', 'message'), BAD_TRANSFORMS, ids=lambda c: str(c)[:60])
+def test_a_transform_argument_out_of_range_is_a_component_argument_error(config, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        TRANSFORMS.build(config)
 
 
 def test_an_answer_list_file_that_is_no_json_list_is_a_component_argument_error(tmp_path):

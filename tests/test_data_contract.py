@@ -13,11 +13,13 @@ from mmengine.dataset import pseudo_collate
 from PIL import Image
 
 import davinci_zoo.components  # noqa: F401  (registers the transforms)
-from davinci_zoo.datasets.bad_rows import BadRow
+from davinci_zoo.datasets.bad_rows import BadRow, DataFileError
 from davinci_zoo.datasets.captions import pre_caption
 from davinci_zoo.datasets.mixing import mixed_collate
 from davinci_zoo.datasets.transforms import build_pipeline
 from davinci_zoo.models.data_preprocessor import CLIP_MEAN, CLIP_STD, DaVinciDataPreprocessor
+from davinci_zoo.models.parts import ComponentArgumentError
+from davinci_zoo.registry import DATASETS
 from davinci_zoo.text import TextBatch, WordPieceTokenizer
 
 
@@ -139,12 +141,12 @@ def test_mixing_keeps_every_key_and_refuses_what_cannot_line_up():
     assert batch['inputs']['images'].shape[0] == 2 and batch['inputs']['caption'].num_texts == 2
     assert batch['inputs']['text'].num_texts == 1 and len(batch['data_samples']) == 3
     uncaptioned = pack([dict(type='PackDaVinciInputs')], img=bgr_image(6))
-    with pytest.raises(ValueError, match="'images' and 'caption'"):
+    with pytest.raises(ComponentArgumentError, match="'images' and 'caption'"):
         mixed_collate([pair, uncaptioned])
     larger = pack(CAPTION_STEPS, img=bgr_image(7, size=16), caption='a large one')
-    with pytest.raises(ValueError, match='several shapes'):
+    with pytest.raises(ComponentArgumentError, match='several shapes'):
         mixed_collate([pair, larger])
-    with pytest.raises(ValueError, match='PackDaVinciInputs'):
+    with pytest.raises(ComponentArgumentError, match='PackDaVinciInputs'):
         mixed_collate([dict(img=bgr_image(5), caption='not packed')])
     with pytest.raises(ValueError, match='mixed_collate'):  # mmengine's default collate
         DaVinciDataPreprocessor()(pseudo_collate([pair, pair]))
@@ -180,3 +182,26 @@ def test_blank_image_keeps_shapes_and_drops_the_content():
     assert single.shape == image.shape and single.dtype == np.uint8 and not single.any()
     pair = BlankImage()(dict(img=[image.copy(), image[:4].copy()]))['img']
     assert [p.shape for p in pair] == [(8, 6, 3), (4, 6, 3)] and not any(p.any() for p in pair)
+
+
+@pytest.mark.parametrize(
+    ('dataset', 'name', 'content', 'message'),
+    [
+        ('ImageTextAnnotations', 'a.json', '{"image": "x.png"}', 'must hold a JSON list'),
+        ('ImageTextAnnotations', 'a.txt', '[]', r'annotation files must end in \.json'),
+        ('ImageTextAnnotations', 'a.json', '[]', 'has no annotation rows'),
+        ('ImageTextAnnotations', 'a.json', '[{"image": ', 'is not valid JSON'),
+        ('NLVR2', 'dev.json', '\n', 'has no annotation rows'),
+        ('SNLIVE', 'snli_ve_dev.jsonl', '', 'has no annotation rows'),
+        ('CocoKarpathyCaptions', 'dataset_coco.json', '[]', r'must hold \{"images": \[...\]\}'),
+        ('CocoKarpathyCaptions', 'dataset_coco.json', '{"images": []}', 'has no image in the'),
+    ],
+)
+def test_a_file_in_another_layout_is_a_data_file_error(tmp_path, dataset, name, content, message):
+    """A whole file that cannot be read as the published layout is a DataFileError naming it
+    (the tools print it as one line), not a counted bad row."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataFileError, match=message) as error:
+        DATASETS.build(dict(type=dataset, ann_file=str(path), data_root=str(tmp_path)))
+    assert str(path) in str(error.value) and '\n' not in str(error.value)

@@ -19,11 +19,13 @@ from mmengine.optim import OptimWrapper
 from test_davinci_configs import ARCHITECTURE_KEYS
 from test_davinci_model import build_model
 
+from davinci_zoo.datasets.bad_rows import DataFileError
 from davinci_zoo.datasets.glue import TASKS, GLUEDataset, glue_task, read_glue_file
 from davinci_zoo.datasets.mixing import mixed_collate
 from davinci_zoo.datasets.text_pair import TokenizeTextPair, longest_first
 from davinci_zoo.evaluation.glue import TASK_METRICS, GLUEMetric, glue_scores
 from davinci_zoo.evaluation.glue_submission import SERVER_FILES, check_submission, write_wnli
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.text import sequences
 from davinci_zoo.text.wordpiece import shared_tokenizer
 
@@ -243,15 +245,15 @@ def test_mnli_reads_matched_mismatched_and_the_diagnostic_set_as_subsets(tmp_pat
 def test_files_of_another_layout_or_missing_are_one_line_errors(tmp_path):
     write_task(tmp_path, 'RTE')
     message = r"RTE/train.tsv: the header .* has no column '#1 String', '#2 String', 'Quality'"
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(DataFileError, match=message):
         read_glue_file(str(tmp_path / 'RTE' / 'train.tsv'), 'MRPC')
     with pytest.raises(
         FileNotFoundError, match=r'QNLI/dev.tsv does not exist; see docs/tasks/glue.md'
     ):
         GLUEDataset('QNLI', str(tmp_path / 'QNLI'), 'dev')
-    with pytest.raises(ValueError, match=r"no split 'val'; one of train, dev, test"):
+    with pytest.raises(ComponentArgumentError, match=r"no split 'val'; one of train, dev, test"):
         GLUEDataset('RTE', str(tmp_path / 'RTE'), 'val')
-    with pytest.raises(ValueError, match=r"unknown GLUE task 'SST-5'"):
+    with pytest.raises(ComponentArgumentError, match=r"unknown GLUE task 'SST-5'"):
         glue_task('SST-5')
     mrpc = write_task(tmp_path, 'MRPC') / 'train.tsv'
     mrpc.write_bytes('\ufeff'.encode() + mrpc.read_bytes())  # a byte-order mark is dropped
@@ -259,7 +261,7 @@ def test_files_of_another_layout_or_missing_are_one_line_errors(tmp_path):
     (tmp_path / 'RTE' / 'dev.tsv').write_bytes(
         b'index\tsentence1\tsentence2\tlabel\n0\ta\t\xff\tentailment\n'
     )
-    with pytest.raises(ValueError, match=r'no usable row .* line 2: not UTF-8'):
+    with pytest.raises(DataFileError, match=r'no usable row .* line 2: not UTF-8'):
         GLUEDataset('RTE', str(tmp_path / 'RTE'), 'dev')
 
 
@@ -331,9 +333,13 @@ def test_the_metric_scores_mnli_subsets_apart_and_names_what_unlabelled_rows_nee
     assert evaluate(
         GLUEMetric('CoLA'), samples('CoLA', [1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
     ) == pytest.approx({'glue/mcc': 100 / 6})
-    with pytest.raises(ValueError, match=r'no gt_label .* set test_evaluator.format_only=True'):
+    with pytest.raises(
+        ComponentArgumentError, match=r'no gt_label .* set test_evaluator.format_only=True'
+    ):
         GLUEMetric('RTE').process({}, samples('RTE', [0], [None]))
-    with pytest.raises(ValueError, match=r'no pred_score; use a SequenceRegressionHead'):
+    with pytest.raises(
+        ComponentArgumentError, match=r'no pred_score; use a SequenceRegressionHead'
+    ):
         GLUEMetric('STS-B').process({}, [dict(glue_index='0')])
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from davinci_zoo.datasets.bad_rows import DataFileError
 from davinci_zoo.datasets.image_folder import ImageFolderImages
 from davinci_zoo.evaluation.image_quality import psnr, ssim
 from davinci_zoo.models.losses import PerceptualLoss, PixelL1Loss, PixelMSELoss
@@ -49,7 +50,7 @@ def test_image_folder_stops_when_too_many_files_are_bad(tmp_path):
     write_images(tmp_path / 'b', 2)
     for i in range(3):
         (tmp_path / 'b' / f'bad_{i}.jpg').write_bytes(b'nope')
-    with pytest.raises(ValueError, match='3 of 5 images are unreadable'):
+    with pytest.raises(DataFileError, match='3 of 5 images are unreadable'):
         ImageFolderImages(str(tmp_path / 'b'), folder_pipeline(32), max_bad_fraction=0.1)
     with pytest.raises(FileNotFoundError, match='does not exist'):
         ImageFolderImages(str(tmp_path / 'missing'))

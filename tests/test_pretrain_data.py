@@ -29,6 +29,7 @@ from davinci_zoo.datasets.bad_rows_hook import BadRowsHook
 from davinci_zoo.datasets.captions import pre_caption
 from davinci_zoo.datasets.mixing import mixed_collate
 from davinci_zoo.datasets.streaming import ENDLESS, expand_braces, resolve_files
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import DATASETS
 
 torch.set_num_threads(1)
@@ -154,7 +155,7 @@ def test_file_lists_expand_braces_and_directories(tmp_path):
     assert resolve_files(str(tmp_path / 'shards/part-{00..02}.tar'), ('.tar',), 'x') == paths
     with pytest.raises(FileNotFoundError, match='part-03.tar'):
         resolve_files(str(tmp_path / 'shards/part-{02..03}.tar'), ('.tar',), 'x')
-    with pytest.raises(ValueError, match='not a local path'):
+    with pytest.raises(ComponentArgumentError, match='not a local path'):
         resolve_files('https://example.com/a.tar', ('.tar',), 'x')
 
 
@@ -595,7 +596,7 @@ def test_fixed_mixing_gives_fixed_counts_per_batch(tmp_path):
         assert batch['seen_rows'] == 5 + batch['bad_rows']
     assert sum(batch['bad_rows'] for batch in batches) > 0  # the fixture's bad rows
     wrong = DataLoader(dataset, batch_size=4, collate_fn=partial(mixed_collate, counts=counts))
-    with pytest.raises(ValueError, match='batch_size to 5'):
+    with pytest.raises(ComponentArgumentError, match='batch_size to 5'):
         next(iter(wrong))
 
 

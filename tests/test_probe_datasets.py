@@ -30,8 +30,9 @@ from probe_datasets import (
     write_stl10,
 )
 
-from davinci_zoo.datasets.bad_rows import BadDataError
+from davinci_zoo.datasets.bad_rows import BadDataError, DataFileError
 from davinci_zoo.datasets.transforms import build_pipeline
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import DATASETS
 
 NAMES = tuple(WRITERS)
@@ -195,7 +196,7 @@ def test_cifar_layout_bad_files_give_one_line_errors(tmp_path, damage, message):
         _rewrite(batch, labels=[0, 10])
     else:
         _rewrite(batch, labels=[0, 1, 2])
-    with pytest.raises((FileNotFoundError, ValueError), match=message) as error:
+    with pytest.raises((FileNotFoundError, DataFileError), match=message) as error:
         build(dict(type='CIFARLayout', data_root=str(root), split='train'))
     assert '\n' not in str(error.value)
 
@@ -219,7 +220,7 @@ def test_stl10_bad_files_give_one_line_errors(tmp_path, damage, message):
         (folder / 'train_y.bin').write_bytes(bytes([1, 2]))
     else:
         (folder / 'train_y.bin').write_bytes(bytes([1, 11, 3]))
-    with pytest.raises(ValueError, match=message) as error:
+    with pytest.raises(DataFileError, match=message) as error:
         build(dict(type='STL10', data_root=str(tmp_path), split='train'))
     assert '\n' not in str(error.value)
 
@@ -238,7 +239,7 @@ def test_stl10_survives_pickling_for_data_workers(tmp_path):
 def test_country211_splits_must_share_their_class_folders(tmp_path):
     write_country211(tmp_path)
     (tmp_path / 'country211' / 'test' / 'FR').mkdir()
-    with pytest.raises(ValueError, match='train and test hold different class folders .FR.'):
+    with pytest.raises(DataFileError, match='train and test hold different class folders .FR.'):
         build(dict(type='Country211', data_root=str(tmp_path), split='train'))
 
 
@@ -263,5 +264,5 @@ def test_to_bgr_checks_shapes():
     assert out.shape == (2, 3, 3) and (out[..., 0] == out[..., 2]).all()
     with pytest.raises(ValueError, match=r'not \(H, W, 3\)'):
         build_pipeline([dict(type='ToBGR')])(dict(img=np.zeros((2, 3), np.uint8)))
-    with pytest.raises(ValueError, match='source must be one of'):
+    with pytest.raises(ComponentArgumentError, match='source must be one of'):
         build_pipeline([dict(type='ToBGR', source='bgr')])

@@ -1,6 +1,7 @@
 """The tools end user mistakes with one line and exit status 2, not a traceback."""
 
 import importlib.util
+import re
 
 import pytest
 import torch
@@ -164,6 +165,37 @@ def test_too_many_bad_rows_is_one_line_even_from_a_loader_worker(capsys, workers
         run(main, [])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f'error: {message}\n'
+
+
+@pytest.mark.parametrize(
+    ('setting', 'message'),
+    [
+        ('ann_file', r'error: \S+dataset_coco.json is not valid JSON \(Expecting value: line 1'),
+        ('split', r"error: split must be among \('train', 'restval', 'val', 'test'\), got 'dev'"),
+    ],
+)
+def test_a_malformed_data_file_or_dataset_argument_is_one_line(capsys, tmp_path, setting, message):
+    """A data file not in its published layout (DataFileError) and a dataset argument out of
+    range (ComponentArgumentError) end the tool with one line naming the file or argument."""
+    ann_file = tmp_path / 'dataset_coco.json'
+    ann_file.write_text('{"images": []}' if setting == 'split' else 'not json')
+    options = [f'train_dataloader.dataset.ann_file={ann_file}']
+    if setting == 'split':
+        options.append('train_dataloader.dataset.split=dev')
+    config = REPO / 'configs' / 'downstream' / 'caption_coco' / 'caption_coco_scenes32.py'
+    code, err = run_in_process(
+        capsys,
+        'train',
+        str(config),
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--cfg-options',
+        'model.pretrained=None',
+        f'train_dataloader.dataset.data_root={tmp_path}',
+        *options,
+    )
+    assert code == 2 and '\n' not in err
+    assert re.match(message, err), err
 
 
 def test_swapping_a_base_dataset_without_delete_names_the_fix(capsys, tmp_path):

@@ -18,6 +18,7 @@ from PIL import Image
 
 from davinci_zoo.apis import InputError, answer
 from davinci_zoo.cli import UserError
+from davinci_zoo.datasets.bad_rows import DataFileError
 from davinci_zoo.datasets.mixing import mixed_collate
 from davinci_zoo.datasets.vqa import VQAv2
 from davinci_zoo.evaluation.vqa import (
@@ -28,6 +29,7 @@ from davinci_zoo.evaluation.vqa import (
     vqa_accuracy,
 )
 from davinci_zoo.models.heads.vqa import join_prompt
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import MODELS
 from davinci_zoo.text import pad_texts, tokenize_texts
 
@@ -158,9 +160,9 @@ def test_metric_reports_percent_per_answer_type_and_writes_the_server_file(tmp_p
     assert json.loads((tmp_path / 'test-dev.json').read_text()) == [
         {'question_id': 7, 'answer': 'yes'}
     ]
-    with pytest.raises(ValueError, match='format_only=True'):
+    with pytest.raises(ComponentArgumentError, match='format_only=True'):
         VQAAccuracy().process({}, [dict(pred_answer='yes', question_id=7)])
-    with pytest.raises(ValueError, match='outfile'):
+    with pytest.raises(ComponentArgumentError, match='outfile'):
         VQAAccuracy(format_only=True)
 
 
@@ -342,10 +344,10 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='v2_mscoco_val2014_annotations.json'):
         VQAv2(str(tmp_path), ['val2014'])  # val has answers: its annotation file must exist
     (tmp_path / 'v2_mscoco_val2014_annotations.json').write_text('{"annotations": ')
-    with pytest.raises(ValueError, match='v2_mscoco_val2014_annotations.json is not valid JSON'):
+    with pytest.raises(DataFileError, match='v2_mscoco_val2014_annotations.json is not valid JSON'):
         VQAv2(str(tmp_path), ['val2014'])
     (tmp_path / 'v2_mscoco_val2014_annotations.json').write_text('[]')
-    with pytest.raises(ValueError, match='"annotations" list'):
+    with pytest.raises(DataFileError, match='"annotations" list'):
         VQAv2(str(tmp_path), ['val2014'])
 
 

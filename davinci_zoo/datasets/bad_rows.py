@@ -25,6 +25,12 @@ class BadDataError(RuntimeError):
     """The share of bad rows passed the configured limit."""
 
 
+class DataFileError(ValueError):
+    """A data file or folder cannot be used as a whole: it is not in the layout the dataset
+    reads (not valid JSON, a missing column, a truncated binary file), or it yields no usable
+    row. The message names the file; the tools print it as one line."""
+
+
 class BadRowTally:
     """Counts what one dataset copy read and stops it when too much of it was bad.
 

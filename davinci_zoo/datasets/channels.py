@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from ..models.parts import ComponentArgumentError
 from ..registry import TRANSFORMS
 
 SOURCES = ('rgb', 'gray')
@@ -26,7 +27,7 @@ class ToBGR(BaseTransform):
 
     def __init__(self, source: str = 'rgb') -> None:
         if source not in SOURCES:
-            raise ValueError(f'ToBGR: source must be one of {SOURCES}, not {source!r}')
+            raise ComponentArgumentError(f'ToBGR: source must be one of {SOURCES}, not {source!r}')
         self.source = source
 
     def transform(self, results: dict) -> dict:

@@ -24,7 +24,9 @@ import re
 
 import numpy as np
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS
+from .bad_rows import DataFileError
 from .classified import ClassifiedDataset
 
 #: label key -> the meta file key holding its class names.
@@ -45,11 +47,11 @@ def read_batch(path: str) -> dict:
         with open(path, 'rb') as stream:
             content = pickle.load(stream, encoding='latin1')
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise ValueError(
+        raise DataFileError(
             f'{path} is not a pickled CIFAR batch ({type(error).__name__}: {error})'
         ) from None
     if not isinstance(content, dict):
-        raise ValueError(f'{path} holds a {type(content).__name__}, not a CIFAR batch dict')
+        raise DataFileError(f'{path} holds a {type(content).__name__}, not a CIFAR batch dict')
     return {_text(key): value for key, value in content.items()}
 
 
@@ -84,13 +86,13 @@ def batch_files(root: str, split: str) -> tuple[list[str], str]:
 def batch_images(path: str, batch: dict) -> np.ndarray:
     """``batch['data']`` [N, 3 * S * S] (channel-major RGB) -> [N, S, S, 3] BGR uint8."""
     if 'data' not in batch:
-        raise ValueError(f'{path} has no data entry (keys: {sorted(batch)})')
+        raise DataFileError(f'{path} has no data entry (keys: {sorted(batch)})')
     data = np.asarray(batch['data'])
     if data.dtype != np.uint8 or data.ndim != 2:
-        raise ValueError(f'{path}: data is {data.dtype} {data.shape}, not uint8 [N, 3 * S * S]')
+        raise DataFileError(f'{path}: data is {data.dtype} {data.shape}, not uint8 [N, 3 * S * S]')
     side = math.isqrt(data.shape[1] // 3)
     if 3 * side * side != data.shape[1]:
-        raise ValueError(f'{path}: rows of {data.shape[1]} values are not 3 square channels')
+        raise DataFileError(f'{path}: rows of {data.shape[1]} values are not 3 square channels')
     rgb = data.reshape(-1, 3, side, side).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(rgb[..., ::-1])
 
@@ -117,9 +119,13 @@ class CIFARLayout(ClassifiedDataset):
         self, data_root: str, split: str = 'train', label_key: str | None = None, **kwargs
     ) -> None:
         if split not in SPLITS:
-            raise ValueError(f'CIFARLayout: split must be one of {SPLITS}, not {split!r}')
+            raise ComponentArgumentError(
+                f'CIFARLayout: split must be one of {SPLITS}, not {split!r}'
+            )
         if label_key is not None and label_key not in NAME_KEYS:
-            raise ValueError(f'CIFARLayout: label_key must be one of {tuple(NAME_KEYS)}')
+            raise ComponentArgumentError(
+                f'CIFARLayout: label_key must be one of {tuple(NAME_KEYS)}'
+            )
         self.split, self.label_key = split, label_key
         kwargs.setdefault('test_mode', split == 'test')
         super().__init__(ann_file='', data_root=data_root, **kwargs)
@@ -131,12 +137,12 @@ class CIFARLayout(ClassifiedDataset):
             batch = read_batch(path)
             key = self.label_key or ('labels' if 'labels' in batch else 'fine_labels')
             if key not in batch:
-                raise ValueError(f'{path} has no {key} entry (keys: {sorted(batch)})')
+                raise DataFileError(f'{path} has no {key} entry (keys: {sorted(batch)})')
             self.label_key = key
             batch_labels = [int(label) for label in batch[key]]
             batch_imgs = batch_images(path, batch)
             if len(batch_labels) != len(batch_imgs):
-                raise ValueError(
+                raise DataFileError(
                     f'{path} has {len(batch_imgs)} images but {len(batch_labels)} {key}'
                 )
             images.append(batch_imgs)
@@ -147,7 +153,7 @@ class CIFARLayout(ClassifiedDataset):
         num_classes = len(self.CLASSES)
         for label, (path, row) in zip(labels, owners):
             if not 0 <= label < num_classes:
-                raise ValueError(
+                raise DataFileError(
                     f'{path} row {row} has label {label}, outside the {num_classes} classes '
                     f'of {meta_path}'
                 )
@@ -158,7 +164,7 @@ class CIFARLayout(ClassifiedDataset):
         meta = read_batch(meta_path)
         names_key = NAME_KEYS[self.label_key]
         if names_key not in meta:
-            raise ValueError(f'{meta_path} has no {names_key} entry (keys: {sorted(meta)})')
+            raise DataFileError(f'{meta_path} has no {names_key} entry (keys: {sorted(meta)})')
         return tuple(_text(name) for name in meta[names_key])
 
     def extra_repr(self) -> list[str]:

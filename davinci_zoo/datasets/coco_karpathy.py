@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 from torch.utils.data import Dataset
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS
-from .bad_rows import BadDataError, BadRow, BadRowTally
+from .bad_rows import BadDataError, BadRow, BadRowTally, DataFileError
 from .transforms import build_pipeline, run_pipeline
 
 #: The splits of Karpathy's file; training uses train + restval (113,287 images).
@@ -36,9 +37,9 @@ def read_karpathy_images(path: str) -> list:
         try:
             content = json.load(stream)
         except json.JSONDecodeError as error:
-            raise ValueError(f'{path} is not valid JSON ({error})') from None
+            raise DataFileError(f'{path} is not valid JSON ({error})') from None
     if not isinstance(content, dict) or not isinstance(content.get('images'), list):
-        raise ValueError(f'{path} must hold {{"images": [...]}} (Karpathy\'s dataset_coco.json)')
+        raise DataFileError(f'{path} must hold {{"images": [...]}} (Karpathy\'s dataset_coco.json)')
     return content['images']
 
 
@@ -110,11 +111,13 @@ class CocoKarpathyCaptions(Dataset):
         splits = [split] if isinstance(split, str) else list(split)
         unknown = sorted(set(splits) - set(KARPATHY_SPLITS))
         if unknown or not splits:
-            raise ValueError(f'split must be among {KARPATHY_SPLITS}, got {split!r}')
+            raise ComponentArgumentError(f'split must be among {KARPATHY_SPLITS}, got {split!r}')
         if items not in ITEM_KINDS:
-            raise ValueError(f'items must be one of {ITEM_KINDS}, got {items!r}')
+            raise ComponentArgumentError(f'items must be one of {ITEM_KINDS}, got {items!r}')
         if caption_seed is not None and items != 'images':
-            raise ValueError("caption_seed picks one caption per image: use items='images'")
+            raise ComponentArgumentError(
+                "caption_seed picks one caption per image: use items='images'"
+            )
         self.ann_file, self.data_root, self.items = ann_file, data_root, items
         self.caption_seed = caption_seed
         self.rows = self.chosen_rows(read_karpathy_images(ann_file), splits)
@@ -123,17 +126,17 @@ class CocoKarpathyCaptions(Dataset):
             self.rows = [self.rows[index] for index in keep]
         self.index = self.item_index()
         if not self.index:
-            raise ValueError(f'{ann_file} has no image in the split(s) {splits}')
+            raise DataFileError(f'{ann_file} has no image in the split(s) {splits}')
         self.pipeline = build_pipeline(pipeline)
         self.tally = BadRowTally(type(self).__name__, max_bad_fraction, min_rows)
 
     def chosen_rows(self, rows: list, splits: list[str]) -> list[tuple[int, dict]]:
-        """(row number, row) of the chosen splits; ValueError for a row without a split."""
+        """(row number, row) of the chosen splits; DataFileError for a row without a split."""
         chosen = []
         for number, row in enumerate(rows):
             split = row_split(row)
             if split is None:
-                raise ValueError(
+                raise DataFileError(
                     f'{self.ann_file} images[{number}]: not an object with a split in '
                     f'{KARPATHY_SPLITS}: {row!r:.80}'
                 )

@@ -12,8 +12,9 @@ import logging
 import os
 from pathlib import Path
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS
-from .bad_rows import BadDataError, BadRow
+from .bad_rows import BadDataError, BadRow, DataFileError
 from .classified import ClassifiedDataset
 from .image_folder import _header_ok
 from .transforms import run_pipeline
@@ -56,7 +57,9 @@ class Country211(ClassifiedDataset):
         **kwargs,
     ) -> None:
         if split not in SPLITS:
-            raise ValueError(f'Country211: split must be one of {SPLITS}, not {split!r}')
+            raise ComponentArgumentError(
+                f'Country211: split must be one of {SPLITS}, not {split!r}'
+            )
         self.split, self.check_images = split, check_images
         self.max_bad_fraction = max_bad_fraction
         self.folder = os.path.join(data_root, 'country211')
@@ -73,7 +76,7 @@ class Country211(ClassifiedDataset):
         if self.CLASSES is None:
             self._metainfo['classes'] = tuple(codes)
         elif tuple(self.CLASSES) != tuple(codes):
-            raise ValueError(
+            raise DataFileError(
                 f'{split_dir} holds {len(codes)} class folders, not the {len(self.CLASSES)} '
                 'classes given in metainfo'
             )
@@ -97,7 +100,7 @@ class Country211(ClassifiedDataset):
                 continue
             difference = sorted(set(codes) ^ set(class_folders(other_dir)))
             if difference:
-                raise ValueError(
+                raise DataFileError(
                     f'Country211: {self.split} and {other} hold different class folders '
                     f'({", ".join(difference[:5])}{" ..." if len(difference) > 5 else ""}); '
                     're-extract country211.tgz'
@@ -107,7 +110,7 @@ class Country211(ClassifiedDataset):
         kept = [(path, label) for path, label in paths if _header_ok(path)]
         self.num_skipped = len(paths) - len(kept)
         if self.num_skipped > self.max_bad_fraction * len(paths):
-            raise ValueError(
+            raise DataFileError(
                 f'Country211 {self.split}: {self.num_skipped} of {len(paths)} images do not '
                 f'decode, more than max_bad_fraction={self.max_bad_fraction}; re-extract '
                 'country211.tgz'

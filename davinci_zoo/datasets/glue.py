@@ -33,8 +33,9 @@ from typing import NamedTuple
 from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS
-from .bad_rows import BadRow, BadRowTally
+from .bad_rows import BadRow, BadRowTally, DataFileError
 from .transforms import build_pipeline
 
 DOC = 'docs/tasks/glue.md'
@@ -74,7 +75,7 @@ class GLUETask:
         """The server's file name for ``subset`` (``'RTE.tsv'``, ``'MNLI-mm.tsv'``)."""
         stem = self.server_files.get(subset, self.name if not subset else None)
         if stem is None:
-            raise ValueError(f'GLUE {self.name} has no subset {subset!r}')
+            raise ComponentArgumentError(f'GLUE {self.name} has no subset {subset!r}')
         return f'{stem}.tsv'
 
 
@@ -135,7 +136,7 @@ def glue_task(name: str | GLUETask) -> GLUETask:
     key = str(name).lower().replace('-', '').replace('_', '')
     if key not in TASKS:
         known = ', '.join(task.name for task in TASKS.values())
-        raise ValueError(f'unknown GLUE task {name!r}; one of {known}')
+        raise ComponentArgumentError(f'unknown GLUE task {name!r}; one of {known}')
     return TASKS[key]
 
 
@@ -173,7 +174,8 @@ def read_glue_file(path: str, task: str | GLUETask, tally: BadRowTally | None = 
     A row with the wrong number of columns, a label that is not one of the task's, a score
     that is not a number in [0, 5], an empty test index, or bytes that are not UTF-8 is
     skipped, counted in ``tally`` and logged with its file and line. A file whose header
-    lacks the task's columns is a ValueError naming the file and the columns.
+    lacks the task's columns is a :class:`~.bad_rows.DataFileError` naming the file and the
+    columns.
     """
     task = glue_task(task)
     if not os.path.isfile(path):
@@ -190,12 +192,12 @@ def read_glue_file(path: str, task: str | GLUETask, tally: BadRowTally | None = 
             header = lines[0].decode('utf-8-sig')  # without a byte-order mark, if any
             names, first = tuple(header.rstrip('\r').split('\t')), 1
         except UnicodeDecodeError:
-            raise ValueError(f'{path}: the header line is not UTF-8 text') from None
+            raise DataFileError(f'{path}: the header line is not UTF-8 text') from None
     needed = task.texts + ((task.label,) if labelled else ())
     missing = [name for name in needed if name not in names]
     if missing:
         kind = 'labelled' if labelled else 'test'
-        raise ValueError(
+        raise DataFileError(
             f'{path}: the header {" | ".join(names)!r:.200} has no column '
             f'{", ".join(repr(m) for m in missing)}, so it is not a {kind} file of GLUE '
             f'{task.name} (layouts in {DOC})'
@@ -308,7 +310,7 @@ class GLUEDataset(Dataset):
             )
             self.rows += rows
         if not self.rows:
-            raise ValueError(
+            raise DataFileError(
                 f'GLUE {self.task.name}: no usable row in {", ".join(self.files)}; the last '
                 f'bad one {self.tally.last_reason or "(the files are empty)"}'
             )
@@ -319,7 +321,7 @@ class GLUEDataset(Dataset):
             return [ann_file] if isinstance(ann_file, str) else list(ann_file)
         stems = self.task.splits.get(split)
         if stems is None:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'GLUE {self.task.name} has no split {split!r}; one of '
                 f'{", ".join(self.task.splits)} (or give ann_file=)'
             )

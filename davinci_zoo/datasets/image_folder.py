@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..registry import DATASETS
-from .bad_rows import BadRow
+from .bad_rows import BadRow, DataFileError
 from .transforms import build_pipeline, run_pipeline
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -66,7 +66,7 @@ class ImageFolderImages(Dataset):
     def _check_bad_share(self) -> None:
         total = len(self.paths) + self.num_skipped
         if self.num_skipped > self.max_bad_fraction * total:
-            raise ValueError(
+            raise DataFileError(
                 f'{self.num_skipped} of {total} images are unreadable, more than '
                 f'max_bad_fraction={self.max_bad_fraction}'
             )

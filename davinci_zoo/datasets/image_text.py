@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from torch.utils.data import Dataset
 
 from ..registry import DATASETS
-from .bad_rows import BadDataError, BadRow, BadRowTally
+from .bad_rows import BadDataError, BadRow, BadRowTally, DataFileError
 from .streaming import RowStream, open_text
 from .transforms import build_pipeline, run_pipeline
 
@@ -54,14 +54,14 @@ def read_annotation_rows(path: str) -> list[tuple[str, int, object]]:
             try:
                 rows = json.load(stream)
             except json.JSONDecodeError as error:
-                raise ValueError(f'{path} is not valid JSON ({error})') from None
+                raise DataFileError(f'{path} is not valid JSON ({error})') from None
         if not isinstance(rows, list):
-            raise ValueError(f'{path} must hold a JSON list of {{image, caption}} objects')
+            raise DataFileError(f'{path} must hold a JSON list of {{image, caption}} objects')
         return [(path, number, row) for number, row in enumerate(rows)]
     if path.endswith(('.jsonl', '.jsonl.gz')):
         with open_text(path) as stream:
             return [(path, number, line) for number, line in enumerate(stream, 1) if line.strip()]
-    raise ValueError(f'{path}: annotation files must end in .json (a list) or .jsonl')
+    raise DataFileError(f'{path}: annotation files must end in .json (a list) or .jsonl')
 
 
 @DATASETS.register_module()
@@ -103,7 +103,7 @@ class ImageTextAnnotations(Dataset):
         files = [ann_file] if isinstance(ann_file, str) else list(ann_file)
         self.rows = [row for path in files for row in read_annotation_rows(path)]
         if not self.rows:
-            raise ValueError(f'{ann_file} has no annotation rows')
+            raise DataFileError(f'{ann_file} has no annotation rows')
         self.pipeline = build_pipeline(pipeline)
         self.data_root, self.image_key, self.caption_key = data_root, image_key, caption_key
         self.label_key = label_key

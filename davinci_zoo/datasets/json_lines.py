@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch.utils.data import Dataset
 
-from .bad_rows import BadDataError, BadRow, BadRowTally
+from .bad_rows import BadDataError, BadRow, BadRowTally, DataFileError
 from .image_text import parse_json_object
 from .streaming import open_text
 from .transforms import build_pipeline, run_pipeline
@@ -58,7 +58,7 @@ class JsonLinesDataset(Dataset):
         files = [ann_file] if isinstance(ann_file, str) else list(ann_file)
         self.rows = [(path, *row) for path in files for row in read_json_lines(path, self.doc)]
         if not self.rows:
-            raise ValueError(f'{ann_file} has no annotation rows')
+            raise DataFileError(f'{ann_file} has no annotation rows')
         self.pipeline = build_pipeline(pipeline)
         self.data_root = data_root
         self.tally = BadRowTally(type(self).__name__, max_bad_fraction, min_rows)

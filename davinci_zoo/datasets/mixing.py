@@ -18,9 +18,10 @@ import torch
 from mmengine.dist import get_dist_info
 from torch.utils.data import Dataset, IterableDataset
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS, FUNCTIONS
 from ..text import TokenizedText, pad_texts
-from .bad_rows import BAD_ROWS, SEEN_ROWS
+from .bad_rows import BAD_ROWS, SEEN_ROWS, DataFileError
 from .streaming import ENDLESS, consumer_slot
 
 
@@ -29,7 +30,7 @@ def map_style_stream(dataset: Dataset, seed: int, rank: int, world_size: int) ->
     of which this consumer reads every n-th index, so each index once per pass overall."""
     slot, num_slots = consumer_slot(rank, world_size)
     if len(dataset) <= slot:
-        raise ValueError(
+        raise DataFileError(
             f'{type(dataset).__name__} has {len(dataset)} items, too few for '
             f'{num_slots} data consumers (ranks x workers)'
         )
@@ -50,7 +51,7 @@ def restarting_stream(dataset: IterableDataset) -> Iterator[dict]:
             empty = False
             yield item
         if empty:
-            raise ValueError(f'{type(dataset).__name__} gave no items in a whole pass')
+            raise DataFileError(f'{type(dataset).__name__} gave no items in a whole pass')
         epoch += 1
         if hasattr(dataset, 'set_epoch'):
             dataset.set_epoch(epoch)
@@ -94,15 +95,15 @@ class MultiSourceDataset(IterableDataset):
         world_size: int | None = None,
     ) -> None:
         if mode not in ('fixed', 'sample'):
-            raise ValueError(f"mode must be 'fixed' or 'sample', got {mode!r}")
+            raise ComponentArgumentError(f"mode must be 'fixed' or 'sample', got {mode!r}")
         weights = counts if mode == 'fixed' else probs
         if not weights or any(name not in sources for name in weights):
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'{mode} mode needs {"counts" if mode == "fixed" else "probs"} '
                 f'for some of the sources {sorted(sources)}, got {weights}'
             )
         if any(value < 0 for value in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(f'{weights} must be non-negative with a positive sum')
+            raise ComponentArgumentError(f'{weights} must be non-negative with a positive sum')
         self.sources = {
             name: DATASETS.build(source) if isinstance(source, dict) else source
             for name, source in sources.items()
@@ -165,14 +166,14 @@ def mixed_collate(items: list[dict], counts: dict | None = None) -> dict:
         found = Counter(item.get('source') for item in items)
         expected = Counter({name: count for name, count in counts.items() if count})
         if found != expected:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'a batch holds {dict(found)} items per source, expected '
                 f'{dict(expected)}: set train_dataloader.batch_size to '
                 f'{sum(expected.values())}, the sum of the counts'
             )
     for item in items:
         if not isinstance(item, dict) or 'inputs' not in item:
-            raise ValueError(
+            raise ComponentArgumentError(
                 'mixed_collate takes packed items, dict(inputs=..., data_samples=...): end '
                 "the dataset's pipeline with dict(type='PackDaVinciInputs')"
             )
@@ -194,13 +195,14 @@ def mixed_collate(items: list[dict], counts: dict | None = None) -> dict:
 
 
 def check_rows_line_up(providers: dict[str, list[int]]) -> None:
-    """Raise ValueError when two keys come from overlapping but different sets of items."""
+    """Raise ComponentArgumentError when two keys come from overlapping but different sets
+    of items."""
     sets = {key: set(rows) for key, rows in providers.items()}
     keys = list(sets)
     for index, key in enumerate(keys):
         for other in keys[index + 1 :]:
             if sets[key] != sets[other] and sets[key] & sets[other]:
-                raise ValueError(
+                raise ComponentArgumentError(
                     f'inputs {key!r} and {other!r} come from different but overlapping items '
                     'of the batch, so their rows cannot be lined up; give every item of a '
                     'source the same input keys'
@@ -213,7 +215,7 @@ def collate_values(key: str, values: list):
     if isinstance(first, torch.Tensor):
         shapes = {tuple(value.shape) for value in values}
         if len(shapes) > 1:
-            raise ValueError(
+            raise ComponentArgumentError(
                 f'input {key!r} has several shapes in one batch ({sorted(shapes)}); '
                 'resize or crop the images of every source to one size'
             )

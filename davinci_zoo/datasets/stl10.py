@@ -13,7 +13,9 @@ import os
 
 import numpy as np
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS
+from .bad_rows import DataFileError
 from .classified import ClassifiedDataset
 
 SIDE = 96
@@ -45,7 +47,7 @@ class STL10(ClassifiedDataset):
 
     def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
         if split not in SPLITS:
-            raise ValueError(f'STL10: split must be one of {SPLITS}, not {split!r}')
+            raise ComponentArgumentError(f'STL10: split must be one of {SPLITS}, not {split!r}')
         self.split = split
         self.folder = os.path.join(data_root, 'stl10_binary')
         self.images_path = os.path.join(self.folder, f'{split}_X.bin')
@@ -56,14 +58,14 @@ class STL10(ClassifiedDataset):
     def load_data_list(self) -> list[dict]:
         size = os.path.getsize(_existing(self.images_path))
         if size == 0 or size % IMAGE_BYTES:
-            raise ValueError(
+            raise DataFileError(
                 f'{self.images_path} has {size} bytes, not a whole number of {IMAGE_BYTES}-byte '
                 f'96x96x3 images: truncated or not STL-10; extract the archive again'
             )
         labels_path = _existing(os.path.join(self.folder, f'{self.split}_y.bin'))
         labels = np.fromfile(labels_path, dtype=np.uint8).astype(np.int64)
         if len(labels) != size // IMAGE_BYTES:
-            raise ValueError(
+            raise DataFileError(
                 f'{labels_path} has {len(labels)} labels for the {size // IMAGE_BYTES} images '
                 f'of {self.images_path}'
             )
@@ -74,7 +76,7 @@ class STL10(ClassifiedDataset):
             self._metainfo['classes'] = names
         bad = np.flatnonzero((labels < 1) | (labels > len(self.CLASSES)))
         if len(bad):
-            raise ValueError(
+            raise DataFileError(
                 f'{labels_path}: label {labels[bad[0]]} of image {bad[0]} is outside '
                 f'1..{len(self.CLASSES)} ({len(bad)} such labels)'
             )

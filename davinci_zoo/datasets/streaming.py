@@ -22,6 +22,7 @@ import numpy as np
 from mmengine.dist import get_dist_info
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..models.parts import ComponentArgumentError
 from .bad_rows import BadDataError, BadRow, BadRowTally
 from .transforms import build_pipeline, run_pipeline
 
@@ -63,7 +64,7 @@ def resolve_files(
     for entry in map(str, entries):
         if is_remote(entry):
             if not remote:
-                raise ValueError(
+                raise ComponentArgumentError(
                     f'{what}: {entry} is not a local path; copy the files to this '
                     'machine first (see docs/data.md)'
                 )
@@ -152,7 +153,9 @@ class RowStream(IterableDataset):
         self.rank = dist_rank if rank is None else rank
         self.world_size = dist_world_size if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:
-            raise ValueError(f'rank {self.rank} is outside world_size {self.world_size}')
+            raise ComponentArgumentError(
+                f'rank {self.rank} is outside world_size {self.world_size}'
+            )
         self.seed, self.shuffle, self.infinite = seed, shuffle, infinite
         self.max_bad_fraction, self.min_rows = max_bad_fraction, min_rows
         self.length = length

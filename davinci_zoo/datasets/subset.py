@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..models.parts import ComponentArgumentError
 from ..registry import DATASETS
 
 
@@ -22,14 +23,14 @@ def subset_indices(length: int, size: int | float, seed: int) -> np.ndarray:
         raise TypeError(f'size must be an int count or a float fraction, got {size!r}')
     if isinstance(size, (float, np.floating)):
         if not 0.0 < size <= 1.0:
-            raise ValueError(f'a fractional size must lie in (0, 1], got {size}')
+            raise ComponentArgumentError(f'a fractional size must lie in (0, 1], got {size}')
         count = max(1, int(round(size * length)))
     else:
         count = int(size)
         if count <= 0:
-            raise ValueError(f'size must be at least 1, got {count}')
+            raise ComponentArgumentError(f'size must be at least 1, got {count}')
     if count > length:
-        raise ValueError(
+        raise ComponentArgumentError(
             f'size {count} is more than the {length} items of the wrapped dataset; lower '
             'size or make the wrapped dataset larger'
         )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from mmcv.transforms import BaseTransform
 
+from ..models.parts import ComponentArgumentError
 from ..registry import TRANSFORMS
 from ..text.wordpiece import TokenizedText, WordPieceTokenizer, shared_tokenizer
 
@@ -65,9 +66,11 @@ class TokenizeTextPair(BaseTransform):
         vocab_file: str | None = None,
     ) -> None:
         if len(keys) != 2:
-            raise ValueError(f'TokenizeTextPair takes two keys, got {keys!r}')
+            raise ComponentArgumentError(f'TokenizeTextPair takes two keys, got {keys!r}')
         if max_tokens < 3:
-            raise ValueError(f'max_tokens={max_tokens} leaves no room for [CLS] a [SEP] b [SEP]')
+            raise ComponentArgumentError(
+                f'max_tokens={max_tokens} leaves no room for [CLS] a [SEP] b [SEP]'
+            )
         self.keys, self.max_tokens = tuple(keys), max_tokens
         self.tokenizer = shared_tokenizer(vocab_file)
 

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from ..evaluation.vqa import normalize_answer
 from ..registry import DATASETS
-from .bad_rows import BadDataError, BadRow, BadRowTally
+from .bad_rows import BadDataError, BadRow, BadRowTally, DataFileError
 from .transforms import build_pipeline, run_pipeline
 
 QUESTION_FILE = 'v2_OpenEnded_mscoco_{subset}_questions.json'
@@ -56,13 +56,13 @@ def read_json_file(path: str, what: str):
         try:
             return json.load(stream)
         except json.JSONDecodeError as error:
-            raise ValueError(f'{what} {path} is not valid JSON ({error})') from None
+            raise DataFileError(f'{what} {path} is not valid JSON ({error})') from None
 
 
 def listed(content, key: str, path: str) -> list:
     """``content[key]`` when it is a list; else a one-line error naming the file."""
     if not isinstance(content, dict) or not isinstance(content.get(key), list):
-        raise ValueError(f'{path} must hold an object with a "{key}" list (the official layout)')
+        raise DataFileError(f'{path} must hold an object with a "{key}" list (the official layout)')
     return content[key]
 
 
@@ -137,7 +137,7 @@ class VQAv2(Dataset):
         if vg_file is not None:
             self._read_visual_genome(vg_file)
         if not self.rows:
-            raise ValueError(f'VQAv2: no questions in subsets {self.subsets} of {data_root}')
+            raise DataFileError(f'VQAv2: no questions in subsets {self.subsets} of {data_root}')
         self.normalize_answers = normalize_answers
         self.pipeline = build_pipeline(pipeline)
         self.tally = BadRowTally(type(self).__name__, max_bad_fraction, min_rows)
@@ -159,7 +159,9 @@ class VQAv2(Dataset):
     def _read_visual_genome(self, path: str) -> None:
         images = read_json_file(path, 'Visual Genome QA file')
         if not isinstance(images, list):
-            raise ValueError(f'{path} must hold a list of {{"id", "qas"}} objects (Visual Genome)')
+            raise DataFileError(
+                f'{path} must hold a list of {{"id", "qas"}} objects (Visual Genome)'
+            )
         for number, image in enumerate(images):
             qas = image.get('qas') if isinstance(image, dict) else None
             if not isinstance(qas, list):  # counted as one bad row when read

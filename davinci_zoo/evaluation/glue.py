@@ -20,6 +20,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from ..datasets.glue import GLUETask, glue_task
+from ..models.parts import ComponentArgumentError
 from ..registry import METRICS
 
 #: The metrics of each task (GLUE's standard ones).
@@ -128,11 +129,13 @@ class GLUEMetric(BaseMetric):
                     if self.task.regression
                     else 'SequenceClassificationHead'
                 )
-                raise ValueError(f'GLUEMetric({name}): a sample has no {field}; use a {head} model')
+                raise ComponentArgumentError(
+                    f'GLUEMetric({name}): a sample has no {field}; use a {head} model'
+                )
             prediction = sample[field]
             target = sample.get(truth)
             if target is None and not self.format_only:
-                raise ValueError(
+                raise ComponentArgumentError(
                     f"GLUEMetric({name}): a sample has no {truth} (GLUE's test files have no "
                     "labels); set test_evaluator.format_only=True to write the server's file"
                 )
@@ -167,7 +170,7 @@ class GLUEMetric(BaseMetric):
 
         for subset, rows in sorted(groups.items()):
             if any(row['index'] is None for row in rows):
-                raise ValueError(
+                raise ComponentArgumentError(
                     f'GLUEMetric({self.task.name}): a sample has no glue_index for the server '
                     "file; pack it with PackDaVinciInputs(meta_keys=[..., 'glue_index'])"
                 )

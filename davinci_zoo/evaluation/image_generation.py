@@ -26,6 +26,7 @@ from ..checkpoint import (
     save_checkpoint_file,
     state_dict_of,
 )
+from ..models.parts import ComponentArgumentError
 from ..registry import METRICS, MODELS, SCORERS
 
 #: Where the standard FID Inception weights are published (torch-fidelity's conversion of
@@ -171,7 +172,7 @@ class ImageGenerationMetric(BaseMetric):
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if (inception_weights is None) == (feature_extractor is None):
-            raise ValueError(
+            raise ComponentArgumentError(
                 'ImageGenerationMetric takes one of inception_weights or feature_extractor'
             )
         from torchmetrics.image.fid import FrechetInceptionDistance
@@ -243,7 +244,7 @@ class ImageGenerationMetric(BaseMetric):
             self.inception_score.update(paintings)
         if not self.has_reference:
             if any('gt_image' not in sample for sample in data_samples):
-                raise ValueError(
+                raise ComponentArgumentError(
                     'ImageGenerationMetric needs the real images (gt_image, set by '
                     'TextToImageHead from the batch images) or a reference_stats file'
                 )

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from mmengine.evaluator import BaseMetric
 
+from ..models.parts import ComponentArgumentError
 from ..registry import METRICS
 
 _MARKS = ';/[]"{}()=+\\_-><@`,?!'  # the official list; '.', "'" and ':' are not in it
@@ -156,17 +157,21 @@ class VQAAccuracy(BaseMetric):
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if format_only and not outfile:
-            raise ValueError('VQAAccuracy(format_only=True) writes results only: give outfile=')
+            raise ComponentArgumentError(
+                'VQAAccuracy(format_only=True) writes results only: give outfile='
+            )
         self.format_only, self.outfile = format_only, outfile
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             if 'pred_answer' not in sample:
-                raise ValueError('VQAAccuracy: a sample has no pred_answer; use a VQAHead model')
+                raise ComponentArgumentError(
+                    'VQAAccuracy: a sample has no pred_answer; use a VQAHead model'
+                )
             result = dict(question_id=sample.get('question_id'), answer=sample['pred_answer'])
             if not self.format_only:
                 if not sample.get('gt_answer'):
-                    raise ValueError(
+                    raise ComponentArgumentError(
                         'VQAAccuracy: a sample has no gt_answer (test-dev and test questions '
                         'have none); set format_only=True and outfile= to write the results file'
                     )
@@ -198,7 +203,9 @@ def write_results(path: str, results: list[dict]) -> None:
     rows = []
     for result in results:
         if result['question_id'] is None:
-            raise ValueError('VQAAccuracy: a sample has no question_id for the results file')
+            raise ComponentArgumentError(
+                'VQAAccuracy: a sample has no question_id for the results file'
+            )
         rows.append({'question_id': int(result['question_id']), 'answer': result['answer']})
     data = json.dumps(rows).encode('utf-8')
     atomic_write(path, lambda stream: stream.write(data))

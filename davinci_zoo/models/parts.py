@@ -20,8 +20,10 @@ class ObjectiveStarvedError(ValueError):
 
 class ComponentArgumentError(ValueError):
     """A component's config (the model, a head, an objective, the data preprocessor, an
-    image tokenizer, a scorer) gives arguments it cannot be built with: a value out of range,
-    two settings that contradict each other. The tools print it as one line."""
+    image tokenizer, a scorer, a dataset, a transform, a metric) gives arguments it cannot be
+    built with: a value out of range, two settings that contradict each other (some found
+    only once data flows, e.g. a batch size against a mixture's counts, a metric that needs
+    labels on a split without them). The tools print it as one line."""
 
 
 class FrozenPartError(ComponentArgumentError):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch.utils.data import Dataset
 
 from davinci_zoo.datasets.transforms import build_pipeline
+from davinci_zoo.models.parts import ComponentArgumentError
 from davinci_zoo.registry import DATASETS
 
 from .render import generate_scenes, render
@@ -48,9 +49,11 @@ class ProceduralScenes(Dataset):
             'only': lambda description: not uses_held_out_pair(description),
         }
         if held_out not in exclude:
-            raise ValueError(f'held_out must be one of {sorted(exclude)}, got {held_out!r}')
+            raise ComponentArgumentError(
+                f'held_out must be one of {sorted(exclude)}, got {held_out!r}'
+            )
         if image_size < 32:
-            raise ValueError(f'image_size must be at least 32 pixels, got {image_size}')
+            raise ComponentArgumentError(f'image_size must be at least 32 pixels, got {image_size}')
         self.image_size = image_size
         self.pipeline = build_pipeline(pipeline)
         self.scenes = generate_scenes(
