@@ -410,7 +410,12 @@ def test_itc_over_two_gloo_ranks_equals_one_process_on_the_whole_batch(tmp_path)
         assert set(out['grads']) <= set(grads)
         for name, grad in grads.items():
             assert name in out['grads'], name
-            assert torch.allclose(out['grads'][name], grad, rtol=1e-4, atol=1e-7), name
+            # to the tensor's scale: a rank's images go through the convolutions in batches of
+            # 3 and 2, not 5, and the kernels picked per batch size round differently (on an
+            # AMD EPYC up to 3e-3 of the scale on small BatchNorm gradients); a wrong
+            # all-gather or average is off by a large fraction of it
+            error, scale = (out['grads'][name] - grad).abs().max(), grad.abs().max()
+            assert error <= 1e-2 * scale + 1e-9, f'{name}: off by {error:.2e}, scale {scale:.2e}'
         block = slice(0, 3) if rank == 0 else slice(3, 5)
         assert torch.allclose(out['similarity'], whole[SIMILARITY_KEY][block, block])
     # a rank alone would see another loss: the check above needs the gather

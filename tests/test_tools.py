@@ -179,7 +179,9 @@ def test_a_malformed_data_file_or_dataset_argument_is_one_line(capsys, tmp_path,
     range (ComponentArgumentError) end the tool with one line naming the file or argument."""
     ann_file = tmp_path / 'dataset_coco.json'
     ann_file.write_text('{"images": []}' if setting == 'split' else 'not json')
-    options = [f'train_dataloader.dataset.ann_file={ann_file}']
+    # its own logger: a Runner built in the same second would reuse the last case's, whose
+    # handler writes to that case's (closed) captured stdout
+    options = [f'train_dataloader.dataset.ann_file={ann_file}', f'+experiment_name={setting}']
     if setting == 'split':
         options.append('train_dataloader.dataset.split=dev')
     config = REPO / 'configs' / 'downstream' / 'caption_coco' / 'caption_coco_scenes32.py'
