@@ -110,34 +110,28 @@ BAD_TRANSFORMS = [
 ]
 
 
-@pytest.mark.parametrize(('config', 'message'), BAD_HEADS, ids=lambda c: str(c)[:60])
-def test_a_head_config_out_of_range_is_a_component_argument_error(config, message):
+BAD_CONFIGS = [
+    (registry, config, message)
+    for registry, table in (
+        (HEADS, BAD_HEADS),
+        (OBJECTIVES, BAD_OBJECTIVES),
+        (IMAGE_TOKENIZERS, BAD_TOKENIZERS),
+        (DATASETS, BAD_DATASETS),
+        (TRANSFORMS, BAD_TRANSFORMS),
+    )
+    for config, message in table
+]
+
+
+@pytest.mark.parametrize(
+    ('registry', 'config', 'message'),
+    BAD_CONFIGS,
+    ids=[f'{registry.name}-{str(config)[:60]}' for registry, config, _ in BAD_CONFIGS],
+)
+def test_a_config_out_of_range_is_a_component_argument_error(registry, config, message):
+    """A head, objective, image tokenizer, dataset or transform built from its registry."""
     with pytest.raises(ComponentArgumentError, match=message):
-        HEADS.build(config)
-
-
-@pytest.mark.parametrize(('config', 'message'), BAD_OBJECTIVES, ids=lambda c: str(c)[:60])
-def test_an_objective_config_out_of_range_is_a_component_argument_error(config, message):
-    with pytest.raises(ComponentArgumentError, match=message):
-        OBJECTIVES.build(config)
-
-
-@pytest.mark.parametrize(('config', 'message'), BAD_TOKENIZERS, ids=lambda c: str(c)[:60])
-def test_a_vqgan_config_that_cannot_be_built_is_a_component_argument_error(config, message):
-    with pytest.raises(ComponentArgumentError, match=message):
-        IMAGE_TOKENIZERS.build(config)
-
-
-@pytest.mark.parametrize(('config', 'message'), BAD_DATASETS, ids=lambda c: str(c)[:60])
-def test_a_dataset_argument_out_of_range_is_a_component_argument_error(config, message):
-    with pytest.raises(ComponentArgumentError, match=message):
-        DATASETS.build(config)
-
-
-@pytest.mark.parametrize(('config', 'message'), BAD_TRANSFORMS, ids=lambda c: str(c)[:60])
-def test_a_transform_argument_out_of_range_is_a_component_argument_error(config, message):
-    with pytest.raises(ComponentArgumentError, match=message):
-        TRANSFORMS.build(config)
+        registry.build(config)
 
 
 def test_an_answer_list_file_that_is_no_json_list_is_a_component_argument_error(tmp_path):
