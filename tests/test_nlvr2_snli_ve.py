@@ -509,3 +509,18 @@ def test_the_scene_breakdown_splits_the_test_accuracy(tmp_path):
     assert found['seen']['count'] + found['unseen']['count'] == total
     assert sum(t['count'] for t in found['templates'].values()) == total
     assert set(found['templates']) <= {template.name for template in TEMPLATES}
+
+
+def test_the_breakdown_marks_unseen_items_of_a_file_holding_part_of_a_split(tmp_path):
+    """The breakdown also reads an annotation file that is not a whole split (here the first
+    rows of dev, in a file of another name): its unseen keys are the generator's."""
+    from types import SimpleNamespace
+
+    from davinci_zoo_scenes.tasks.breakdown import _unseen_keys
+
+    meta = dict(unseen=dict(train=[], dev=['dev-2-0-0', 'dev-2-1-0'], test1=['test1-0-0-0']))
+    (tmp_path / 'scenes_task.json').write_text(json.dumps(meta))
+    part = tmp_path / 'dev_first_rows.json'
+    dataset = SimpleNamespace(rows=[(str(part), 1)])
+    unseen = _unseen_keys('nlvr2', dataset)
+    assert {'dev-2-0-0', 'dev-2-1-0'} <= unseen and 'dev-3-0-0' not in unseen
