@@ -72,8 +72,8 @@ def _unseen_keys(task: str, dataset) -> set:
     if task == 'vqa':
         meta = _meta(dataset.data_root)
         return {key for subset in dataset.subsets for key in meta['unseen'].get(subset, [])}
-    # every split's keys: they name their split, so an annotation file holding part of a split
-    # (e.g. the first 1,000 training rows) is scored too
+    # every split's keys (the generator never reuses a key in another split), so an annotation
+    # file holding part of a split (e.g. the first 1,000 training rows) is scored too
     ann_file = dataset.rows[0][0]
     return set().union(*_meta(os.path.dirname(ann_file))['unseen'].values())
 
