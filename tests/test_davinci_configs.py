@@ -129,3 +129,16 @@ def test_scene_task_models_are_the_quick_start_model():
         model = Config.fromfile(str(path)).model
         for key in ARCHITECTURE_KEYS:
             assert model.get(key) == quick_start.get(key), (path.name, key)
+
+
+def test_the_itm_experiment_is_the_quick_start_plus_image_text_matching():
+    """configs/davinci_tiny_scenes32_itm.py repeats the quick start's objectives before its
+    ITM (a list is not merged from the base): a drifted copy would measure another change."""
+    quick_start = Config.fromfile(str(REPO / 'configs' / 'davinci_tiny_scenes32.py'))
+    itm = Config.fromfile(str(REPO / 'configs' / 'davinci_tiny_scenes32_itm.py'))
+    *kept, added = itm.model.objectives
+    assert kept == quick_start.model.objectives
+    assert added.type == 'ImageTextMatching' and 0 < added.weight < 1
+    rest = {k: v for k, v in itm.model.items() if k != 'objectives'}
+    assert rest == {k: v for k, v in quick_start.model.items() if k != 'objectives'}
+    assert itm.train_cfg == quick_start.train_cfg and itm.optim_wrapper == quick_start.optim_wrapper
