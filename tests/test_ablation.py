@@ -506,7 +506,8 @@ def wait_for(paths, process, timeout: float) -> None:
 
 
 @pytest.mark.subprocess
-@pytest.mark.slow(budget_s=120)  # 2 x 2 cells of 2 tool processes each, and the resumed one
+# 2 x 2 cells of 2 tool processes each, and the resumed one: 60-90 s alone, 120 s on a loaded host
+@pytest.mark.slow(budget_s=180)
 def test_ci_grid_killed_after_its_first_cell_resumes_and_writes_the_results(tmp_path):
     write_random_tokenizer(
         tmp_path / 'work_dirs' / 'quickstart' / 'tokenizer' / 'vqgan.safetensors'
