@@ -1,4 +1,5 @@
-# A tiny DaVinci that learns to write and paint procedural scenes on a CPU (the quick start).
+# A tiny DaVinci that learns to write, paint and match texts to images of procedural scenes on
+# a CPU (the quick start).
 #   python tools/quickstart.py            # trains the tokenizer, then this, then scores it
 # Run alone it needs the tokenizer weights:
 #   python tools/train.py configs/davinci_tiny_scenes32.py --cfg-options \
@@ -41,6 +42,12 @@ model = dict(
         dict(type='PrefixLM', weight=1.0, empty_prefix_prob=0.8),
         # static: plain text-to-image (what the test asks); 15% of the input codes noised
         dict(type='PrefixImage', weight=1.0, mode='static', input_noise=0.15),
+        # image-text contrast: pulls each scene's image and caption embeddings together
+        dict(type='ImageTextContrastive', weight=0.25, name='itc'),
+        # does this caption describe this image? Negatives drawn by ITC's similarities (the
+        # batch's closest confusions): together they teach finding the object a text names,
+        # which the NLVR2 and VQA scene tasks need (docs/experiments/quickstart.md)
+        dict(type='ImageTextMatching', weight=0.25, name='itm'),
     ],
     # tools/test.py: write a caption for every test scene and paint every caption (greedy)
     head=dict(type='WritePaintHead'),
@@ -63,6 +70,7 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.0),
             # zero-initialised; Adam moves them ~lr a step, 20x lets them shape attention
             'relative_bias_table': dict(decay_mult=0.0, lr_mult=20.0),
+            'logit_scale': dict(decay_mult=0.0),  # ITC's learned temperature, as in CLIP
         },
     ),
 )

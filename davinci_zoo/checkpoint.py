@@ -179,6 +179,28 @@ def state_dict_of(checkpoint: Mapping) -> Mapping[str, torch.Tensor]:
     return {key.removeprefix('module.'): value for key, value in state_dict.items()}
 
 
+# Where a model keeps the weights its pretraining objectives own (ITC's projections, ITM's
+# match head, MLM's prediction head): ``objectives.<i>.``
+OBJECTIVE_WEIGHTS_PREFIX = 'objectives.'
+
+
+def without_unused_objective_weights(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state_dict`` less the pretraining objectives' weights that ``model`` does not have,
+    and their keys: a task model scored on a pretraining checkpoint runs none of them, so they
+    cannot change its outputs. Every other key is left for the strict check."""
+    expected = model.state_dict()
+    dropped = sorted(
+        key
+        for key in state_dict
+        if key.startswith(OBJECTIVE_WEIGHTS_PREFIX) and key not in expected
+    )
+    drop = set(dropped)
+    kept = {key: value for key, value in state_dict.items() if key not in drop}
+    return kept, dropped
+
+
 def check_state_dict_matches(
     model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint'
 ) -> None:

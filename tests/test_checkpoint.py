@@ -118,3 +118,49 @@ def test_mismatch_names_missing_unexpected_and_mis_shaped_keys():
     assert 'unexpected keys (1): extra.weight' in message
     assert '0.weight (4, 2) vs (3, 2)' in message
     check_state_dict_matches(model, model.state_dict())
+
+
+def test_weights_of_pretraining_objectives_the_model_lacks_are_left_out_and_nothing_else():
+    """A task model scored on a pretraining checkpoint: ITC's and ITM's weights (objectives.<i>.)
+    are dropped; any other extra key still stops the load."""
+    from davinci_zoo.checkpoint import without_unused_objective_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    pretraining = dict(model.state_dict())
+    pretraining['objectives.2.logit_scale'] = torch.zeros(())
+    pretraining['objectives.3.head.weight'] = torch.zeros(2, 3)
+    kept, dropped = without_unused_objective_weights(model, pretraining)
+    assert dropped == ['objectives.2.logit_scale', 'objectives.3.head.weight']
+    check_state_dict_matches(model, kept)
+    pretraining['encoder.extra'] = torch.zeros(1)
+    with pytest.raises(CheckpointMismatchError, match=r'unexpected keys \(1\): encoder.extra'):
+        check_state_dict_matches(model, without_unused_objective_weights(model, pretraining)[0])
+    # a model that has those objectives keeps their weights (and a mis-shaped one is reported)
+    owner = torch.nn.Module()
+    owner.objectives = torch.nn.ModuleList([torch.nn.Linear(3, 2)])
+    state = {'objectives.0.weight': torch.zeros(2, 3), 'objectives.0.bias': torch.zeros(3)}
+    kept, dropped = without_unused_objective_weights(owner, state)
+    assert dropped == [] and set(kept) == set(state)
+    with pytest.raises(CheckpointMismatchError, match='objectives.0.bias'):
+        check_state_dict_matches(owner, kept)
+
+
+def test_tools_accept_a_pretraining_checkpoint_whose_objectives_the_task_model_lacks(tmp_path):
+    """tools/test.py's check (check_checkpoint_fits) and apis.load_weights on a checkpoint
+    with ITC's weights that the model does not have: it loads; the model's weights are set."""
+    from davinci_zoo.apis import load_weights
+    from davinci_zoo.engine.runtime import check_checkpoint_fits
+
+    source = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    state = dict(source.state_dict())
+    state['objectives.2.image_projection.weight'] = torch.zeros(4, 3)
+    path = tmp_path / 'iter_700.pth'
+    save_checkpoint_file({'state_dict': state}, path)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    check_checkpoint_fits(model, str(path))
+    load_weights(model, path)
+    assert torch.equal(model[0].weight, source[0].weight)
+    state['0.extra'] = torch.zeros(1)
+    save_checkpoint_file({'state_dict': state}, path)
+    with pytest.raises(CheckpointMismatchError, match='0.extra'):
+        check_checkpoint_fits(model, str(path))

@@ -131,14 +131,16 @@ def test_scene_task_models_are_the_quick_start_model():
             assert model.get(key) == quick_start.get(key), (path.name, key)
 
 
-def test_the_itm_experiment_is_the_quick_start_plus_image_text_matching():
-    """configs/davinci_tiny_scenes32_itm.py repeats the quick start's objectives before its
-    ITM (a list is not merged from the base): a drifted copy would measure another change."""
+def test_the_write_and_paint_recipe_is_the_quick_start_without_its_matching_objectives():
+    """configs/davinci_tiny_scenes32_plm_pim.py repeats the quick start's first two objectives
+    (a list is not merged from the base): a drifted copy would measure another change."""
     quick_start = Config.fromfile(str(REPO / 'configs' / 'davinci_tiny_scenes32.py'))
-    itm = Config.fromfile(str(REPO / 'configs' / 'davinci_tiny_scenes32_itm.py'))
-    *kept, added = itm.model.objectives
-    assert kept == quick_start.model.objectives
-    assert added.type == 'ImageTextMatching' and 0 < added.weight < 1
-    rest = {k: v for k, v in itm.model.items() if k != 'objectives'}
+    plm_pim = Config.fromfile(str(REPO / 'configs' / 'davinci_tiny_scenes32_plm_pim.py'))
+    *kept, itc, itm = quick_start.model.objectives
+    assert plm_pim.model.objectives == kept
+    assert [o.type for o in kept] == ['PrefixLM', 'PrefixImage']
+    assert (itc.type, itm.type) == ('ImageTextContrastive', 'ImageTextMatching')
+    rest = {k: v for k, v in plm_pim.model.items() if k != 'objectives'}
     assert rest == {k: v for k, v in quick_start.model.items() if k != 'objectives'}
-    assert itm.train_cfg == quick_start.train_cfg and itm.optim_wrapper == quick_start.optim_wrapper
+    assert plm_pim.train_cfg == quick_start.train_cfg
+    assert plm_pim.optim_wrapper == quick_start.optim_wrapper

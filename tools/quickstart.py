@@ -144,7 +144,7 @@ def main(argv=None):
     tokenizer_scores = read_json(scores)
 
     run_step(
-        '3/4 train DaVinci (write + paint)',
+        '3/4 train DaVinci (write, paint, match texts to images)',
         [
             'tools/train.py',
             DAVINCI_CONFIG,

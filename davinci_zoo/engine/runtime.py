@@ -171,11 +171,26 @@ def fit_schedulers_to_run(cfg) -> list[str]:
 
 
 def check_checkpoint_fits(model, path: str) -> None:
-    """Raise CheckpointMismatchError unless ``path``'s weights fit ``model`` exactly."""
+    """Raise CheckpointMismatchError unless ``path``'s weights fit ``model`` exactly, except
+    for pretraining objectives' weights the model does not have (logged; mmengine's loader,
+    which is not strict, then leaves them out)."""
+    from mmengine.logging import print_log
     from mmengine.model import is_model_wrapper
 
-    from ..checkpoint import check_state_dict_matches, state_dict_of
+    from ..checkpoint import (
+        check_state_dict_matches,
+        state_dict_of,
+        without_unused_objective_weights,
+    )
 
     model = model.module if is_model_wrapper(model) else model
     checkpoint = load_checkpoint_file(path)
-    check_state_dict_matches(model, state_dict_of(checkpoint), source=f'checkpoint {path}')
+    state_dict, dropped = without_unused_objective_weights(model, state_dict_of(checkpoint))
+    check_state_dict_matches(model, state_dict, source=f'checkpoint {path}')
+    if dropped:
+        named = ', '.join(dropped[:5]) + (', ...' if len(dropped) > 5 else '')
+        print_log(
+            f'checkpoint {path}: {len(dropped)} weights of pretraining objectives the model '
+            f'does not run are left out ({named})',
+            logger='current',
+        )

@@ -2,7 +2,7 @@
 # DaVinci and scene pairs written in NLVR2's published format (docs/tasks/nlvr2.md):
 #   python tools/train.py configs/downstream/nlvr2/nlvr2_scenes32.py
 #   python tools/test.py configs/downstream/nlvr2/nlvr2_scenes32.py \
-#       work_dirs/nlvr2_scenes32/epoch_6.pth
+#       work_dirs/nlvr2_scenes32/epoch_4.pth
 # Needs the quick start's checkpoint (python tools/quickstart.py) and the scene data under
 # data/scenes_tasks/nlvr2 (written by the davinci-zoo-scenes plugin's generator).
 _base_ = ['./nlvr2_base.py']
@@ -90,7 +90,8 @@ test_dataloader = dict(
 )
 
 # a narrow model on a small set: a higher rate than the paper's 2e-5, the same shape of
-# schedule (warm-up over the first epoch, linear decay to 0 at the last)
-train_cfg = dict(max_epochs=6)
+# schedule (warm-up over the first epoch, linear decay to 0 at the last); 4 epochs suffice
+# from the quick start's ITC + ITM pretraining (6 were needed without them)
+train_cfg = dict(max_epochs=4)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 default_hooks = dict(logger=dict(interval=25))
