@@ -30,12 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import (
-    check_state_dict_matches,
-    load_checkpoint_file,
-    state_dict_of,
-    without_unused_objective_weights,
-)
+from .checkpoint import fitting_state_dict, load_checkpoint_file, state_dict_of
 from .models.davinci import inference, reranking
 from .models.davinci.generation import GenerationConfig
 
@@ -86,8 +81,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     """Load a checkpoint that fits ``model`` exactly, less the weights of pretraining
     objectives the model does not run; else an error naming the keys."""
     state_dict = state_dict_of(load_checkpoint_file(path))
-    state_dict, _ = without_unused_objective_weights(model, state_dict)
-    check_state_dict_matches(model, state_dict, source=f'checkpoint {os.fspath(path)}')
+    state_dict, _ = fitting_state_dict(model, state_dict, source=f'checkpoint {os.fspath(path)}')
     model.load_state_dict(state_dict)
 
 

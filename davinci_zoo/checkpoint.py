@@ -201,6 +201,22 @@ def without_unused_objective_weights(
     return kept, dropped
 
 
+def fitting_state_dict(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint'
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state_dict`` less the pretraining objectives' weights ``model`` does not have (see
+    :func:`without_unused_objective_weights`), checked to fit ``model`` exactly; and the keys
+    left out. Raises CheckpointMismatchError naming the keys otherwise."""
+    state_dict, dropped = without_unused_objective_weights(model, state_dict)
+    check_state_dict_matches(model, state_dict, source=source)
+    return state_dict, dropped
+
+
+def listed_keys(keys: list[str], limit: int = 5) -> str:
+    """The first ``limit`` keys, comma-separated, with ``...`` when there are more."""
+    return ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
+
+
 def check_state_dict_matches(
     model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint'
 ) -> None:
@@ -228,7 +244,7 @@ def mismatch_problems(
         if tuple(state_dict[key].shape) != tuple(expected[key].shape) and not may_differ(key)
     )
     return [
-        f'{label} ({len(keys)}): {", ".join(keys[:5])}{", ..." if len(keys) > 5 else ""}'
+        f'{label} ({len(keys)}): {listed_keys(keys)}'
         for label, keys in (
             ('missing keys', missing),
             ('unexpected keys', unexpected),

@@ -177,20 +177,14 @@ def check_checkpoint_fits(model, path: str) -> None:
     from mmengine.logging import print_log
     from mmengine.model import is_model_wrapper
 
-    from ..checkpoint import (
-        check_state_dict_matches,
-        state_dict_of,
-        without_unused_objective_weights,
-    )
+    from ..checkpoint import fitting_state_dict, listed_keys, state_dict_of
 
     model = model.module if is_model_wrapper(model) else model
     checkpoint = load_checkpoint_file(path)
-    state_dict, dropped = without_unused_objective_weights(model, state_dict_of(checkpoint))
-    check_state_dict_matches(model, state_dict, source=f'checkpoint {path}')
+    _, dropped = fitting_state_dict(model, state_dict_of(checkpoint), source=f'checkpoint {path}')
     if dropped:
-        named = ', '.join(dropped[:5]) + (', ...' if len(dropped) > 5 else '')
         print_log(
             f'checkpoint {path}: {len(dropped)} weights of pretraining objectives the model '
-            f'does not run are left out ({named})',
+            f'does not run are left out ({listed_keys(dropped)})',
             logger='current',
         )

@@ -22,7 +22,9 @@ import torch
 from mmengine.logging import print_log
 
 from ...checkpoint import (
+    OBJECTIVE_WEIGHTS_PREFIX,
     CheckpointMismatchError,
+    listed_keys,
     load_checkpoint_file,
     mismatch_problems,
     state_dict_of,
@@ -31,7 +33,6 @@ from ..parts import IMAGE_TOKENIZER
 from .original_weights import resize_pos_embed
 
 HEAD = 'head'
-OBJECTIVES = 'objectives'
 POS_EMBED = 'image_embedder.pos_embed'
 RELATIVE_TABLE = 'relative_bias_table'
 
@@ -49,9 +50,9 @@ class PretrainedReport:
         parts = [f'loaded {self.loaded} tensors from {path}']
         for label, keys in (('new', self.new), ('dropped', self.dropped)):
             if keys:
-                parts.append(f'{label} ({len(keys)}): {_listed(keys)}')
+                parts.append(f'{label} ({len(keys)}): {listed_keys(keys)}')
         if self.resized:
-            parts.append(f'resized to the task resolution: {_listed(self.resized)}')
+            parts.append(f'resized to the task resolution: {listed_keys(self.resized)}')
         return '; '.join(parts)
 
 
@@ -77,7 +78,7 @@ def load_pretrained(model: torch.nn.Module, path: str) -> PretrainedReport:
 
 def _optional(key: str) -> bool:
     """Keys a task model may leave out: a head's, the image tokenizer's, the objectives'."""
-    return key.startswith((f'{HEAD}.', f'{IMAGE_TOKENIZER}.', f'{OBJECTIVES}.'))
+    return key.startswith((f'{HEAD}.', f'{IMAGE_TOKENIZER}.', OBJECTIVE_WEIGHTS_PREFIX))
 
 
 def _resize_image_tables(
@@ -125,7 +126,3 @@ def _check_fits(
             f'model.pretrained {path} does not fit the model built from the config (only the '
             'head may be new): ' + '; '.join(problems)
         )
-
-
-def _listed(keys: list[str], limit: int = 5) -> str:
-    return ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
