@@ -1,8 +1,6 @@
 # The quick start's tiny DaVinci pretrained to write and paint only (PrefixLM + PrefixImage),
 # without its image-text contrast and matching: the quick start's recipe before those were
-# added. A step does 0.58 of the work (0.55-0.7 of the time); from its checkpoint the NLVR2
-# scene recipe needed 6 epochs and missed its aim in three runs of one machine
-# (docs/experiments/quickstart.md).
+# added: cheaper steps, weaker NLVR2 and VQA scene results (docs/experiments/quickstart.md).
 #   python tools/train.py configs/davinci_tiny_scenes32_plm_pim.py \
 #       --work-dir work_dirs/davinci_plm_pim --cfg-options \
 #       model.image_tokenizer.checkpoint=work_dirs/quickstart/tokenizer/vqgan.safetensors
