@@ -19,6 +19,7 @@ from mmengine.registry import DefaultScope
 from PIL import Image
 from test_davinci_model import build_model, texts
 
+from davinci_zoo.checkpoint import load_checkpoint_file, state_dict_of
 from davinci_zoo.datasets.bad_rows import BadDataError
 from davinci_zoo.datasets.nlvr2 import NLVR2
 from davinci_zoo.datasets.snli_ve import SNLIVE
@@ -333,6 +334,7 @@ SCENE_CONFIGS = {
         write=lambda root: write_nlvr2(root, dict(train=4, dev=2, test1=3)),
         splits=dict(train=('train.json', 'images/train'), val=('dev.json', 'dev')),
         test=('test1.json', 'test1'),
+        frozen=('encoder.embeddings.word_embeddings.weight',),  # the recipe freezes them
     ),
     'snli_ve': dict(
         config='configs/downstream/snli_ve/snli_ve_scenes32.py',
@@ -342,6 +344,7 @@ SCENE_CONFIGS = {
             val=('snli_ve_dev.jsonl', 'flickr30k_images'),
         ),
         test=('snli_ve_test.jsonl', 'flickr30k_images'),
+        frozen=(),
     ),
 }
 
@@ -361,7 +364,8 @@ def test_the_scene_config_fine_tunes_and_scores_through_the_tools(
     task, tmp_path, quickstart_like_checkpoint
 ):
     """Two training steps (4 rows, batch 2, one epoch) from a quick-start-shaped checkpoint,
-    validation on dev, then tools/test.py on the test split writes accuracy/top1."""
+    validation on dev, then tools/test.py on the test split writes accuracy/top1. The weights
+    the recipe freezes come out as they went in; the encoder's move."""
     spec = SCENE_CONFIGS[task]
     data = tmp_path / 'data'
     spec['write'](data)
@@ -383,6 +387,12 @@ def test_the_scene_config_fine_tunes_and_scores_through_the_tools(
     assert 'loaded ' in log and 'dropped' in log  # the quick start's tokenizer is not built
     assert 'loss_cls: ' in log and 'accuracy/top1: ' in log
     assert re.search(r'Epoch\(train\) +\[1\]\[2/2\]', log)  # exactly two steps
+    start = state_dict_of(load_checkpoint_file(quickstart_like_checkpoint))
+    trained = state_dict_of(load_checkpoint_file(work / 'epoch_1.pth'))
+    for key in spec['frozen']:
+        assert torch.equal(trained[key], start[key]), key
+    moved = 'encoder.layers.0.attention.self.query.weight'
+    assert not torch.equal(trained[moved], start[moved])
     metrics = tmp_path / 'metrics.json'
     test = run_tool(
         'tools/test.py',
