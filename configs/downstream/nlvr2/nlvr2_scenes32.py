@@ -37,9 +37,7 @@ model = dict(
     # the encoder reads each image with the sentence, the decoder [CLS] alone (the original:
     # an empty text, then the sentence; why in docs/tasks/nlvr2.md)
     head=dict(text_in_encoder=True, text_in_decoder=False),
-    # the word embeddings do not train: a scene statement reads ~40 of their 31,546 rows, yet
-    # each step wrote a dense gradient for all of them and AdamW updated them (a sixth of the
-    # step); measured against training them in docs/tasks/nlvr2.md
+    # the word embeddings do not train (faster steps; measured in docs/tasks/nlvr2.md)
     frozen_parts=['encoder.embeddings.word_embeddings'],
 )
 
